@@ -1,0 +1,83 @@
+"""Every setting of every process, read from environment variables with documented defaults.
+
+One module so that an operator has a single place to look (and the Helm chart a single ConfigMap
+to fill). Each field's env var is ``CIVIC_`` + its upper-case name unless stated otherwise.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CACHE_DIR = Path.home() / ".cache" / "civic-listening"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CIVIC_", extra="ignore")
+
+    # --- network -------------------------------------------------------------------------------
+    bind_host: str = Field("127.0.0.1", description="Interface the gRPC servers listen on.")
+    ingestion_port: int = Field(50051, description="IngestionService port.")
+    search_port: int = Field(50052, description="SearchService port.")
+    alerting_port: int = Field(50053, description="AlertingService port.")
+    inference_port: int = Field(50054, description="Ray Serve gRPC proxy port (InferenceService).")
+    inference_http_port: int = Field(50055, description="Ray Serve HTTP proxy port (unused by clients).")
+    ingestion_target: str = Field("127.0.0.1:50051", description="Where clients reach ingestion.")
+    search_target: str = Field("127.0.0.1:50052", description="Where clients reach search.")
+    alerting_target: str = Field("127.0.0.1:50053", description="Where clients reach alerting.")
+    inference_target: str = Field("127.0.0.1:50054", description="Where clients reach inference.")
+    grpc_workers: int = Field(16, description="Thread pool size of each gRPC server.")
+    max_message_bytes: int = Field(32 * 1024 * 1024, description="Largest gRPC message accepted.")
+    rpc_timeout_s: float = Field(60.0, description="Deadline of service-to-service calls.")
+
+    # --- Elasticsearch -------------------------------------------------------------------------
+    es_url: str = Field("http://127.0.0.1:9200", validation_alias="ES_URL",
+                        description="Elasticsearch URL (env ES_URL).")
+    es_username: str = Field("", validation_alias="ES_USERNAME", description="Basic-auth user.")
+    es_password: str = Field("", validation_alias="ES_PASSWORD", description="Basic-auth password.")
+    es_api_key: str = Field("", validation_alias="ES_API_KEY", description="API key (base64 id:key).")
+    es_ca_certs: str = Field("", validation_alias="ES_CA_CERTS", description="CA bundle for https.")
+    index_prefix: str = Field("civic-posts", description="Prefix of the per-tenant post indices.")
+    es_refresh_on_index: bool = Field(
+        False, description="Refresh after each bulk call (tests/demo); off in production."
+    )
+
+    # --- inference -----------------------------------------------------------------------------
+    model_cache_dir: Path = Field(CACHE_DIR / "models", description="Where the rebuilt encoder lives.")
+    max_seq_length: int = Field(128, description="Tokens per post given to the encoder.")
+    inference_max_batch_size: int = Field(32, description="@serve.batch max_batch_size.")
+    inference_batch_wait_s: float = Field(0.02, description="@serve.batch batch_wait_timeout_s.")
+    inference_max_request_posts: int = Field(256, description="Largest Enrich/Embed request.")
+    inference_replicas: int = Field(1, description="Model deployment replicas.")
+    inference_num_gpus: float = Field(0.0, description="GPUs per model replica (0 = CPU).")
+    torch_threads: int = Field(0, description="Torch intra-op threads; 0 = number of cores.")
+    topics_file: Path | None = Field(None, description="YAML of topic name -> description.")
+    ray_address: str = Field("local", description="'local' starts Ray in-process; else a cluster.")
+
+    # --- ingestion -----------------------------------------------------------------------------
+    spool_path: Path = Field(CACHE_DIR / "spool.sqlite3", description="Write-ahead spool file.")
+    spool_max_pending: int = Field(200_000, description="Pending posts before RESOURCE_EXHAUSTED.")
+    max_batch_posts: int = Field(1000, description="Largest IngestPosts batch.")
+    max_text_chars: int = Field(20_000, description="Longest post text accepted.")
+    forward_batch_size: int = Field(64, description="Posts per forwarder round trip.")
+    redact_pii: bool = Field(True, description="Redact e-mails, phones, SSNs, card numbers.")
+
+    # --- alerting ------------------------------------------------------------------------------
+    rules_file: Path | None = Field(None, description="YAML of rules loaded at alerting start-up.")
+    alerting_state_path: Path = Field(CACHE_DIR / "alerting.sqlite3", description="Rules and alerts.")
+
+    # --- local stack (civic up) ----------------------------------------------------------------
+    run_dir: Path = Field(CACHE_DIR / "run", description="Pid files, logs and data of `civic up`.")
+    es_version: str = Field("8.19.21", description="Local Elasticsearch fetched from Maven Central.")
+    es_heap: str = Field("1g", description="Heap of the local Elasticsearch.")
+
+    # --- telemetry -----------------------------------------------------------------------------
+    log_level: str = Field("INFO", description="Log level of every process.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
