@@ -1,0 +1,51 @@
+# The two commands of the README: `make demo` and `make test`. Everything else is what they need.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+TORCH  := torch==2.13.0
+BUF    := .tools/node_modules/.bin/buf
+PROTOS := $(wildcard protos/civic/listening/v1/*.proto)
+
+.PHONY: demo test install proto lint up down clean
+
+demo: install
+	$(BIN)/civic up
+	CIVIC_DEMO=1 $(BIN)/civic demo
+
+test: install $(BUF)
+	$(BIN)/pytest
+
+install: $(VENV)/.installed
+
+# torch first and pinned, so that nothing resolves a second build of it.
+$(VENV)/.torch:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install $(TORCH)
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.torch pyproject.toml $(PROTOS) protos/generate.py
+	$(BIN)/pip install grpcio-tools==1.85.1
+	$(BIN)/python protos/generate.py
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+proto: $(VENV)/.torch
+	$(BIN)/python protos/generate.py
+
+$(BUF):
+	npm install --prefix .tools --no-audit --no-fund --silent @bufbuild/buf@1.75.0
+
+lint: install $(BUF)
+	$(BIN)/ruff check .
+	$(BIN)/mypy services inference bench examples
+	cd protos && ../$(BUF) lint
+
+up: install
+	$(BIN)/civic up
+
+down:
+	$(BIN)/civic down
+
+clean:
+	rm -rf $(VENV) .tools services/gen
