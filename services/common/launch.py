@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -98,7 +99,5 @@ def stop_pid(pid: int, timeout_s: float = 20.0, kill_group: bool = True) -> None
                 return
         time.sleep(0.1)
     send(signal.SIGKILL)
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass

@@ -1,0 +1,312 @@
+"""`civic`: run the local stack, import posts, search, classify, and look at alerts from a terminal."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import grpc
+import typer
+from civic.listening.v1 import (
+    alerting_pb2,
+    alerting_pb2_grpc,
+    inference_pb2,
+    inference_pb2_grpc,
+    ingestion_pb2,
+    ingestion_pb2_grpc,
+    post_pb2,
+    search_pb2,
+    search_pb2_grpc,
+)
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from services.cli import render
+from services.cli.stack import Stack
+from services.common.grpc_server import channel
+from services.common.language import detect_language
+from services.common.post_files import count_records, iter_posts
+from services.common.settings import Settings, get_settings
+
+app = typer.Typer(help="civic-listening: social listening for public services.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str) -> typer.Exit:
+    err.print(f"[red]civic:[/red] {message}", highlight=False)
+    return typer.Exit(code=1)
+
+
+def friendly_errors(command: F) -> F:
+    """One clear line and a non-zero exit instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except grpc.RpcError as exc:
+            code = exc.code()  # type: ignore[attr-defined]
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise fail("the stack is not reachable; start it with `civic up`") from None
+            raise fail(f"{code.name}: {exc.details()}") from None  # type: ignore[attr-defined]
+        except (OSError, ValueError, RuntimeError, TimeoutError) as exc:
+            raise fail(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def stub(factory: Callable[[grpc.Channel], Any], target: str) -> Any:
+    return factory(channel(target, settings()))
+
+
+# --- the stack ---------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly_errors
+def up() -> None:
+    """Start Elasticsearch, Ray Serve (inference) and the ingestion, search and alerting services."""
+    stack = Stack(settings())
+    stack.up(lambda line: console.print(f"  {line}"))
+    render.status_table(console, stack.status())
+    console.print(f"Logs and pid files: {stack.run_dir}. Stop with `civic down`.")
+
+
+@app.command()
+@friendly_errors
+def down() -> None:
+    """Stop every process that `civic up` started (data is kept under the run directory)."""
+    Stack(settings()).down(lambda line: console.print(f"  {line}"))
+    console.print("stack stopped")
+
+
+@app.command()
+@friendly_errors
+def status() -> None:
+    """Show each component's process, health and log, and the ingestion counters."""
+    rows = Stack(settings()).status()
+    render.status_table(console, rows)
+    if any(row.name == "ingestion" and row.healthy for row in rows):
+        stats = stub(ingestion_pb2_grpc.IngestionServiceStub, settings().ingestion_target)
+        render.ingestion_stats(console, stats.GetIngestionStats(ingestion_pb2.GetIngestionStatsRequest()))
+    if not all(row.healthy for row in rows):
+        raise typer.Exit(code=1)
+
+
+# --- posts in ----------------------------------------------------------------------------------
+
+
+def batches(path: Path, tenant: str | None, size: int, rejected: list[str]) -> Iterator[list[post_pb2.Post]]:
+    batch: list[post_pb2.Post] = []
+    for record in iter_posts(path, default_tenant=tenant):
+        if record.post is None:
+            rejected.append(record.error or f"line {record.line}: unreadable")
+            continue
+        batch.append(record.post)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def send_with_backoff(ingestion: Any, batch: list[post_pb2.Post]) -> ingestion_pb2.IngestPostsResponse:
+    """A full spool is back-pressure, not failure: wait and send the same batch again."""
+    delay = 0.5
+    while True:
+        try:
+            return ingestion.IngestPosts(
+                ingestion_pb2.IngestPostsRequest(posts=batch), timeout=settings().rpc_timeout_s
+            )
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:  # type: ignore[attr-defined]
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def wait_forwarded(ingestion: Any, timeout_s: float) -> ingestion_pb2.GetIngestionStatsResponse:
+    """Waits until the forwarder has drained the spool, showing its progress."""
+    stats = ingestion.GetIngestionStats(ingestion_pb2.GetIngestionStatsRequest())
+    total = stats.pending + stats.forwarded
+    deadline = time.monotonic() + timeout_s
+    with progress() as bar:
+        task = bar.add_task("enriching, indexing, alerting", total=total)
+        while stats.pending > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{stats.pending} posts still pending; last error: {stats.last_error}")
+            time.sleep(1.0)
+            stats = ingestion.GetIngestionStats(ingestion_pb2.GetIngestionStatsRequest())
+            bar.update(task, completed=stats.forwarded, total=stats.pending + stats.forwarded)
+    return stats
+
+
+def progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console,
+    )
+
+
+@app.command()
+@friendly_errors
+def ingest(
+    file: Annotated[Path, typer.Argument(help="A .jsonl or .csv file of posts.", exists=True, dir_okay=False)],
+    tenant: Annotated[str | None, typer.Option(help="Tenant for rows that do not name one.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Posts per IngestPosts call.")] = 500,
+    wait: Annotated[bool, typer.Option(help="Wait until every post is enriched and indexed.")] = False,
+) -> None:
+    """Import posts from a file, with a progress bar and a summary of accepted / rejected."""
+    ingestion = stub(ingestion_pb2_grpc.IngestionServiceStub, settings().ingestion_target)
+    unreadable: list[str] = []
+    reasons: list[str] = []
+    totals = {"accepted": 0, "rejected": 0, "duplicates": 0}
+    with progress() as bar:
+        task = bar.add_task(f"ingesting {file.name}", total=count_records(file))
+        for batch in batches(file, tenant, batch_size, unreadable):
+            reply = send_with_backoff(ingestion, batch)
+            totals["accepted"] += reply.accepted
+            totals["rejected"] += reply.rejected
+            totals["duplicates"] += reply.duplicates
+            reasons += [f"{r.id}: {r.reason}" for r in reply.results if r.reason]
+            bar.update(task, advance=len(batch))
+        bar.update(task, advance=len(unreadable))
+    totals["rejected"] += len(unreadable)
+    render.ingest_summary(console, totals, unreadable + reasons)
+    if wait:
+        wait_forwarded(ingestion, timeout_s=3600)
+
+
+# --- questions out -----------------------------------------------------------------------------
+
+SENTIMENTS = {"negative": 1, "neutral": 2, "positive": 3}
+
+
+def search_filters(
+    channel_names: list[str], language: list[str], sentiment: list[str]
+) -> search_pb2.SearchFilters:
+    unknown = [s for s in sentiment if s not in SENTIMENTS]
+    if unknown:
+        raise ValueError(f"--sentiment must be one of {', '.join(SENTIMENTS)}, not {unknown[0]!r}")
+    return search_pb2.SearchFilters(
+        channels=channel_names, languages=language, sentiments=[SENTIMENTS[s] for s in sentiment]  # type: ignore[misc]
+    )
+
+
+@app.command()
+@friendly_errors
+def search(
+    query: Annotated[str, typer.Argument(help='Boolean query, e.g. \'passport AND (delay OR "lost")\'.')],
+    tenant: Annotated[str, typer.Option(help="Agency whose posts to search.")],
+    channel_name: Annotated[list[str], typer.Option("--channel", help="Only this channel.")] = [],  # noqa: B006
+    language: Annotated[list[str], typer.Option(help="Only this language.")] = [],  # noqa: B006
+    sentiment: Annotated[list[str], typer.Option(help="negative, neutral or positive.")] = [],  # noqa: B006
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
+) -> None:
+    """Search posts and print them as a table with their sentiment."""
+    searcher = stub(search_pb2_grpc.SearchServiceStub, settings().search_target)
+    reply = searcher.Search(
+        search_pb2.SearchRequest(
+            tenant=tenant, query=query, page_size=limit,
+            filters=search_filters(channel_name, language, sentiment),
+        ),
+        timeout=settings().rpc_timeout_s,
+    )
+    render.search_results(console, query, reply)
+
+
+@app.command()
+@friendly_errors
+def alerts(
+    tenant: Annotated[str, typer.Option(help="Agency whose alerts to list.")],
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+) -> None:
+    """The agency's action queue: alerts, highest priority first."""
+    alerting = stub(alerting_pb2_grpc.AlertingServiceStub, settings().alerting_target)
+    reply = alerting.ListAlerts(alerting_pb2.ListAlertsRequest(tenant=tenant, limit=limit))
+    render.alert_table(console, tenant, reply.alerts)
+
+
+@app.command()
+@friendly_errors
+def classify(
+    local: Annotated[bool, typer.Option("--local", help="Run the model in-process, without the stack.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, max=256)] = 64,
+) -> None:
+    """Read texts, one per line, on stdin; write one JSON object per line with label, scores, language."""
+    texts = sys.stdin.read().splitlines()
+    if local:
+        from inference.model import EnrichmentModel
+
+        model = EnrichmentModel.from_settings(settings())
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start : start + batch_size]
+            for text, result in zip(chunk, model.enrich(chunk), strict=True):
+                emit(text, result.label, result.scores)
+        return
+    inference = stub(inference_pb2_grpc.InferenceServiceStub, settings().inference_target)
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start : start + batch_size]
+        reply = inference.Enrich(
+            inference_pb2.EnrichRequest(posts=[post_pb2.Post(text=text or " ") for text in chunk]),
+            timeout=settings().rpc_timeout_s,
+        )
+        for text, enrichment in zip(chunk, reply.enrichments, strict=True):
+            scores = enrichment.sentiment_scores
+            emit(
+                text,
+                post_pb2.SentimentLabel.Name(enrichment.sentiment).removeprefix("SENTIMENT_LABEL_").lower(),
+                {"negative": scores.negative, "neutral": scores.neutral, "positive": scores.positive},
+            )
+
+
+def emit(text: str, label: str, scores: dict[str, float]) -> None:
+    language, _ = detect_language(text)
+    line = {"label": label, "scores": {k: round(float(v), 4) for k, v in scores.items()}, "language": language}
+    sys.stdout.write(json.dumps(line) + "\n")
+    sys.stdout.flush()
+
+
+@app.command()
+@friendly_errors
+def demo(
+    file: Annotated[Path, typer.Option(help="Posts to load.")] = Path("examples/posts.jsonl"),
+) -> None:
+    """Load the example posts into the running stack and show what the product sees in them."""
+    if not file.exists():
+        raise fail(f"{file} not found: run the demo from the repository root")
+    ingest(file=file, tenant=None, batch_size=500, wait=True)
+    searcher = stub(search_pb2_grpc.SearchServiceStub, settings().search_target)
+    alerting = stub(alerting_pb2_grpc.AlertingServiceStub, settings().alerting_target)
+    tenants = sorted({r.post.tenant for r in iter_posts(file) if r.post is not None})
+    query = '"line 3" OR metro'
+    render.search_results(
+        console, query,
+        searcher.Search(search_pb2.SearchRequest(tenant="city-transit", query=query, page_size=8)),
+    )
+    breakdowns = {
+        tenant: searcher.Aggregate(
+            search_pb2.AggregateRequest(tenant=tenant, dimension=search_pb2.AGGREGATE_DIMENSION_SENTIMENT)
+        )
+        for tenant in tenants
+    }
+    render.sentiment_breakdown(console, breakdowns)
+    for tenant in tenants:
+        render.alert_table(console, tenant, alerting.ListAlerts(alerting_pb2.ListAlertsRequest(tenant=tenant)).alerts)
+    render.next_steps(console, tenants)
+
+
+if __name__ == "__main__":
+    app()
