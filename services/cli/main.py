@@ -12,6 +12,9 @@ from typing import Annotated, Any, TypeVar
 
 import grpc
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from civic.listening.v1 import (
     alerting_pb2,
     alerting_pb2_grpc,
@@ -23,9 +26,6 @@ from civic.listening.v1 import (
     search_pb2,
     search_pb2_grpc,
 )
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from services.cli import render
 from services.cli.stack import Stack
 from services.common.grpc_server import channel

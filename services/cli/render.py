@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from civic.listening.v1 import alerting_pb2, ingestion_pb2, post_pb2, search_pb2
 from rich.console import Console
 from rich.table import Table
 
+from civic.listening.v1 import alerting_pb2, ingestion_pb2, post_pb2, search_pb2
 from services.cli.stack import ComponentStatus
 
 SENTIMENT_STYLE = {"negative": "red", "neutral": "yellow", "positive": "green"}
