@@ -1,0 +1,214 @@
+"""Drains the spool downstream: Enrich, then IndexPosts, then EvaluatePosts, then marks the posts done.
+
+At-least-once: a post leaves the pending state only after all three calls succeeded (or a downstream
+refused that one post as invalid), so a crash in between resends it; indexing is idempotent by
+document id. Each stage is retried on its own, so an alerting outage does not re-run the models.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TypeVar
+
+import grpc
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from civic.listening.v1 import (
+    alerting_pb2,
+    alerting_pb2_grpc,
+    inference_pb2,
+    inference_pb2_grpc,
+    post_pb2,
+    search_pb2,
+    search_pb2_grpc,
+)
+from services.common.grpc_server import channel
+from services.common.settings import Settings
+from services.common.telemetry import tracer
+from services.ingestion.spool import Spool, SpooledPost
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BACKOFF_BASE_S = 0.1
+BACKOFF_CAP_S = 10.0
+IDLE_POLL_S = 0.25
+MAX_ENRICH_POSTS = 256
+
+
+def backoff_delay(attempt: int, rng: random.Random) -> float:
+    """Exponential backoff with "equal jitter": half fixed, half random, capped.
+
+    The fixed half guarantees that a hard-down dependency is not hammered; the random half keeps
+    several ingestion replicas from retrying in lockstep.
+    """
+    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** min(attempt, 30))
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+class Refused(Exception):
+    """A downstream call judged its whole request invalid: retrying the same request cannot help."""
+
+
+class Stopping(Exception):
+    """The forwarder was asked to stop while waiting to retry."""
+
+
+class Forwarder:
+    """A background thread forwarding spooled posts in acceptance order."""
+
+    def __init__(self, settings: Settings, spool: Spool, rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self.spool = spool
+        self.batch_size = max(1, settings.forward_batch_size)
+        self.enrich_chunk = max(1, min(MAX_ENRICH_POSTS, settings.inference_max_request_posts))
+        self._timeout = settings.rpc_timeout_s
+        self._rng = rng or random.Random()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error_lock = threading.Lock()
+        self._last_error = ""
+        self._channels = [
+            channel(target, settings)
+            for target in (settings.inference_target, settings.search_target, settings.alerting_target)
+        ]
+        self._inference = inference_pb2_grpc.InferenceServiceStub(self._channels[0])
+        self._search = search_pb2_grpc.SearchServiceStub(self._channels[1])
+        self._alerting = alerting_pb2_grpc.AlertingServiceStub(self._channels[2])
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> Forwarder:
+        self._thread = threading.Thread(target=self._run, name="forwarder", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Finishes or abandons the batch in flight (it stays pending) and closes the channels."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        for chan in self._channels:
+            chan.close()
+
+    def last_error(self) -> str:
+        with self._error_lock:
+            return self._last_error
+
+    def _set_error(self, error: str) -> None:
+        with self._error_lock:
+            self._last_error = error
+
+    # --- the loop ------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = self.spool.next_batch(self.batch_size)
+            if not batch:
+                self._stop.wait(IDLE_POLL_S)
+                continue
+            try:
+                self.forward(batch)
+            except Stopping:
+                return
+            except Exception as exc:  # a bug must not kill the thread and silently stop forwarding
+                log.exception("forwarder failed on a batch; retrying")
+                self._set_error(f"{type(exc).__name__}: {exc}")
+                self._stop.wait(BACKOFF_CAP_S)
+
+    def forward(self, batch: Sequence[SpooledPost]) -> None:
+        """Sends one batch through the three stages and records each post's end state."""
+        links = [
+            trace.Link(context)
+            for spooled in batch
+            if spooled.trace_context
+            and (context := _span_context(spooled.trace_context)) is not None
+        ]
+        with tracer(__name__).start_as_current_span("forward_posts", links=links) as span:
+            span.set_attribute("civic.posts", len(batch))
+            try:
+                forwarded, failed = self._forward_all(batch)
+            except Refused as exc:
+                if len(batch) == 1:
+                    forwarded, failed = [], {batch[0].seq: str(exc)}
+                else:
+                    forwarded, failed = self._forward_one_by_one(batch)
+        self.spool.mark_forwarded(forwarded, failed)
+        self._set_error("")
+        if failed:
+            log.warning("downstream refused %d posts: %s", len(failed), sorted(set(failed.values()))[:5])
+
+    def _forward_one_by_one(self, batch: Sequence[SpooledPost]) -> tuple[list[int], dict[int, str]]:
+        """Isolates the posts that made a whole request invalid, so they do not block the queue."""
+        forwarded: list[int] = []
+        failed: dict[int, str] = {}
+        for spooled in batch:
+            try:
+                done, refused = self._forward_all([spooled])
+            except Refused as exc:
+                done, refused = [], {spooled.seq: str(exc)}
+            forwarded += done
+            failed.update(refused)
+        return forwarded, failed
+
+    def _forward_all(self, batch: Sequence[SpooledPost]) -> tuple[list[int], dict[int, str]]:
+        posts = [post_pb2.Post.FromString(spooled.payload) for spooled in batch]
+        enriched = [
+            post_pb2.EnrichedPost(post=post, enrichment=enrichment)
+            for post, enrichment in zip(posts, self._enrich(posts), strict=True)
+        ]
+        refused = self._index(enriched)
+        failed = {
+            spooled.seq: f"IndexPosts: {refused[post.id]}"
+            for spooled, post in zip(batch, posts, strict=True)
+            if post.id in refused
+        }
+        to_evaluate = [e for spooled, e in zip(batch, enriched, strict=True) if spooled.seq not in failed]
+        if to_evaluate:
+            request = alerting_pb2.EvaluatePostsRequest(posts=to_evaluate)
+            self._call("EvaluatePosts", lambda: self._alerting.EvaluatePosts(request, timeout=self._timeout))
+        return [spooled.seq for spooled in batch if spooled.seq not in failed], failed
+
+    def _enrich(self, posts: Sequence[post_pb2.Post]) -> list[post_pb2.Enrichment]:
+        enrichments: list[post_pb2.Enrichment] = []
+        for start in range(0, len(posts), self.enrich_chunk):
+            request = inference_pb2.EnrichRequest(posts=posts[start : start + self.enrich_chunk])
+            reply = self._call("Enrich", partial(self._inference.Enrich, request, timeout=self._timeout))
+            if len(reply.enrichments) != len(request.posts):
+                raise Refused(f"Enrich: {len(reply.enrichments)} enrichments for {len(request.posts)} posts")
+            enrichments.extend(reply.enrichments)
+        return enrichments
+
+    def _index(self, enriched: Sequence[post_pb2.EnrichedPost]) -> dict[str, str]:
+        """Indexes the posts; returns the ids the cluster refused, with reasons."""
+        request = search_pb2.IndexPostsRequest(posts=enriched)
+        reply = self._call("IndexPosts", lambda: self._search.IndexPosts(request, timeout=self._timeout))
+        return {error.id: error.reason for error in reply.errors}
+
+    def _call(self, stage: str, call: Callable[[], T]) -> T:
+        """Retries forever (until stopped) while the downstream is unavailable or overloaded."""
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except grpc.RpcError as exc:
+                code, details = exc.code(), exc.details()  # type: ignore[attr-defined]
+                if code == grpc.StatusCode.INVALID_ARGUMENT:
+                    raise Refused(f"{stage}: {details}") from exc
+                error = f"{stage}: {code.name}: {details}"
+            self._set_error(error)
+            delay = backoff_delay(attempt, self._rng)
+            log.warning("%s; retrying in %.1fs", error, delay)
+            attempt += 1
+            if self._stop.wait(delay):
+                raise Stopping()
+
+
+def _span_context(traceparent: str) -> trace.SpanContext | None:
+    context = TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+    span_context = trace.get_current_span(context).get_span_context()
+    return span_context if span_context.is_valid else None

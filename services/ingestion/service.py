@@ -1,0 +1,141 @@
+"""The ingestion domain: validate, normalize, mark near-duplicates and spool a batch of posts.
+
+Free of gRPC so that the same path serves the gRPC servicer, bulk imports and tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from civic.listening.v1 import ingestion_pb2, post_pb2
+from services.common.errors import InvalidArgument
+from services.common.settings import Settings
+from services.common.telemetry import tracer
+from services.ingestion.near_duplicates import NearDuplicateIndex, Seen, mark_batch, signature
+from services.ingestion.normalize import normalize_post, validate_post
+from services.ingestion.spool import Spool, SpoolEntry
+
+log = logging.getLogger(__name__)
+
+ACCEPTED = ingestion_pb2.POST_OUTCOME_ACCEPTED
+REJECTED = ingestion_pb2.POST_OUTCOME_REJECTED
+DUPLICATE = ingestion_pb2.POST_OUTCOME_DUPLICATE
+
+
+def current_traceparent() -> str:
+    """The W3C traceparent of the active span, so a forwarded post can be traced back to its ingest."""
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier.get("traceparent", "")
+
+
+def author_key(post: post_pb2.Post) -> str:
+    return post.author.id or post.author.name
+
+
+class Ingestion:
+    """Accepts batches of posts into a spool; `last_error` reports the forwarder's state."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        spool: Spool,
+        last_error: Callable[[], str] = lambda: "",
+        near_duplicates: NearDuplicateIndex | None = None,
+    ) -> None:
+        self.settings = settings
+        self.spool = spool
+        self.last_error = last_error
+        self.near_duplicates = near_duplicates or NearDuplicateIndex()
+        self.near_duplicates.add_all(
+            Seen(r.tenant, r.author, r.signature)
+            for r in spool.recent_signatures(self.near_duplicates.capacity)
+        )
+        # Near-duplicate marks depend on the order in which posts are remembered.
+        self._lock = threading.Lock()
+
+    def ingest(self, posts: Sequence[post_pb2.Post]) -> ingestion_pb2.IngestPostsResponse:
+        if not posts:
+            raise InvalidArgument("posts", "must contain at least one post")
+        if len(posts) > self.settings.max_batch_posts:
+            raise InvalidArgument(
+                "posts", f"must contain at most {self.settings.max_batch_posts} posts, got {len(posts)}"
+            )
+        with tracer(__name__).start_as_current_span("ingest_posts") as span:
+            span.set_attribute("civic.posts", len(posts))
+            results, candidates = self._validate(posts)
+            self._spool(candidates, results, current_traceparent())
+        response = ingestion_pb2.IngestPostsResponse(results=results)
+        response.accepted = sum(r.outcome == ACCEPTED for r in results)
+        response.rejected = sum(r.outcome == REJECTED for r in results)
+        response.duplicates = sum(r.outcome == DUPLICATE for r in results)
+        log.info(
+            "ingested batch: %d accepted, %d rejected, %d duplicates",
+            response.accepted, response.rejected, response.duplicates,
+        )
+        return response
+
+    def _validate(
+        self, posts: Sequence[post_pb2.Post]
+    ) -> tuple[list[ingestion_pb2.PostResult], list[tuple[int, post_pb2.Post]]]:
+        now = datetime.now(UTC)
+        results = [ingestion_pb2.PostResult(id=post.id) for post in posts]
+        candidates = []
+        for i, post in enumerate(posts):
+            try:
+                validate_post(post, f"posts[{i}]", self.settings, now)
+            except InvalidArgument as exc:
+                results[i].outcome = REJECTED
+                results[i].reason = str(exc)
+                continue
+            candidates.append((i, normalize_post(post, self.settings)))
+        return results, candidates
+
+    def _spool(
+        self,
+        candidates: list[tuple[int, post_pb2.Post]],
+        results: list[ingestion_pb2.PostResult],
+        trace_context: str,
+    ) -> None:
+        rejected = len(results) - len(candidates)
+        remembered = [
+            Seen(post.tenant, author_key(post), sig) if (sig := signature(post.text)) else None
+            for _, post in candidates
+        ]
+        with self._lock:
+            for (_, post), near in zip(candidates, mark_batch(self.near_duplicates, remembered), strict=True):
+                post.near_duplicate = near
+            entries = [
+                SpoolEntry(
+                    tenant=post.tenant,
+                    channel=post.channel,
+                    post_id=post.id,
+                    author=author_key(post),
+                    payload=post.SerializeToString(deterministic=True),
+                    trace_context=trace_context,
+                    signature=seen.signature if seen else None,
+                )
+                for (_, post), seen in zip(candidates, remembered, strict=True)
+            ]
+            stored = self.spool.append(entries, rejected=rejected)
+            self.near_duplicates.add_all(
+                seen for seen, kept in zip(remembered, stored, strict=True) if kept and seen
+            )
+        for (i, _), kept in zip(candidates, stored, strict=True):
+            results[i].outcome = ACCEPTED if kept else DUPLICATE
+
+    def stats(self) -> ingestion_pb2.GetIngestionStatsResponse:
+        counts = self.spool.stats()
+        return ingestion_pb2.GetIngestionStatsResponse(
+            accepted=counts.accepted,
+            forwarded=counts.forwarded,
+            pending=counts.pending,
+            rejected=counts.rejected,
+            duplicates=counts.duplicates,
+            last_error=self.last_error(),
+        )

@@ -1,0 +1,90 @@
+"""The SQLite spool: durability, order, duplicates, capacity and counters."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from services.ingestion.spool import SpoolEntry, SpoolFull, SqliteSpool
+
+
+def entry(post_id: str, tenant: str = "city-a", signature: bytes | None = None) -> SpoolEntry:
+    return SpoolEntry(
+        tenant=tenant,
+        channel="rss",
+        post_id=post_id,
+        author=f"author-{post_id}",
+        payload=f"payload-{post_id}".encode(),
+        trace_context="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        signature=signature,
+    )
+
+
+@pytest.fixture
+def spool_path(tmp_path: Path) -> Path:
+    return tmp_path / "spool" / "spool.sqlite3"
+
+
+def test_uses_wal_and_full_sync(spool_path: Path) -> None:
+    spool = SqliteSpool(spool_path, max_pending=10)
+    assert spool._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    spool.close()
+    with sqlite3.connect(spool_path) as other:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_posts_survive_a_reopen_in_order(spool_path: Path) -> None:
+    spool = SqliteSpool(spool_path, max_pending=10)
+    assert spool.append([entry("b"), entry("a"), entry("c")]) == [True, True, True]
+    spool.close()
+    reopened = SqliteSpool(spool_path, max_pending=10)
+    batch = reopened.next_batch(10)
+    assert [p.payload for p in batch] == [b"payload-b", b"payload-a", b"payload-c"]
+    assert [p.seq for p in batch] == sorted(p.seq for p in batch)
+    assert batch[0].trace_context.startswith("00-0af7651916cd43dd")
+    assert reopened.stats().pending == 3
+    reopened.close()
+
+
+def test_exact_duplicates_are_not_stored_again(spool_path: Path) -> None:
+    spool = SqliteSpool(spool_path, max_pending=10)
+    assert spool.append([entry("a")]) == [True]
+    assert spool.append([entry("a"), entry("a", tenant="city-b"), entry("b"), entry("b")]) == [
+        False, True, True, False,
+    ]
+    stats = spool.stats()
+    assert (stats.accepted, stats.duplicates, stats.pending) == (3, 2, 3)
+
+
+def test_forwarded_and_failed_posts_leave_the_queue_and_are_counted(spool_path: Path) -> None:
+    spool = SqliteSpool(spool_path, max_pending=10)
+    spool.append([entry(str(n)) for n in range(5)], rejected=2)
+    first = spool.next_batch(3)
+    spool.mark_forwarded([first[0].seq, first[2].seq], {first[1].seq: "IndexPosts: mapping conflict"})
+    assert [p.payload for p in spool.next_batch(10)] == [b"payload-3", b"payload-4"]
+    spool.mark_forwarded([first[0].seq])  # a resend after a crash changes nothing
+    stats = spool.stats()
+    assert (stats.accepted, stats.forwarded, stats.failed, stats.pending, stats.rejected) == (5, 2, 1, 2, 2)
+    assert spool.failures() == [("city-a", "rss", "1", "IndexPosts: mapping conflict")]
+    spool.close()
+    assert SqliteSpool(spool_path, max_pending=10).stats() == stats
+
+
+def test_a_full_spool_refuses_the_whole_batch(spool_path: Path) -> None:
+    spool = SqliteSpool(spool_path, max_pending=3)
+    spool.append([entry("a"), entry("b"), entry("c")])
+    with pytest.raises(SpoolFull):
+        spool.append([entry("d")])
+    assert spool.stats().accepted == 3
+    spool.mark_forwarded([spool.next_batch(1)[0].seq])
+    assert spool.append([entry("d"), entry("e")]) == [True, True]
+    assert spool.stats().pending == 4
+
+
+def test_recent_signatures_oldest_first_and_limited(spool_path: Path) -> None:
+    spool = SqliteSpool(spool_path, max_pending=10)
+    spool.append([entry("a", signature=b"1"), entry("b"), entry("c", signature=b"3"), entry("d", signature=b"4")])
+    assert [r.signature for r in spool.recent_signatures(2)] == [b"3", b"4"]
+    assert spool.recent_signatures(10)[0].author == "author-a"
