@@ -14,12 +14,13 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
-from civic.listening.v1 import post_pb2
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message_factory import GetMessageClass
+
+from civic.listening.v1 import post_pb2
 
 CSV_COLUMNS = (
     "id",
@@ -221,7 +222,7 @@ def _parse_post(value: object) -> post_pb2.Post:
     try:
         return json_format.ParseDict(value, post_pb2.Post())
     except json_format.ParseError:
-        _locate_error(value, post_pb2.Post.DESCRIPTOR, "")
+        _locate_error(value, cast(Descriptor, post_pb2.Post.DESCRIPTOR), "")
         raise _RecordError("record", "does not match the Post message") from None
 
 
