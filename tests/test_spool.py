@@ -67,7 +67,11 @@ def test_forwarded_and_failed_posts_leave_the_queue_and_are_counted(spool_path: 
     spool.mark_forwarded([first[0].seq])  # a resend after a crash changes nothing
     stats = spool.stats()
     assert (stats.accepted, stats.forwarded, stats.failed, stats.pending, stats.rejected) == (5, 2, 1, 2, 2)
-    assert spool.failures() == [("city-a", "rss", "1", "IndexPosts: mapping conflict")]
+    with sqlite3.connect(spool_path) as other:
+        assert other.execute("SELECT post_id, status, error FROM posts WHERE status != 'forwarded'"
+                             " ORDER BY seq").fetchall() == [
+            ("1", "failed", "IndexPosts: mapping conflict"), ("3", "pending", ""), ("4", "pending", ""),
+        ]
     spool.close()
     assert SqliteSpool(spool_path, max_pending=10).stats() == stats
 

@@ -194,16 +194,6 @@ class SqliteSpool:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def failures(self, limit: int = 100) -> list[tuple[str, str, str, str]]:
-        """The latest posts refused downstream: (tenant, channel, id, reason), newest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT tenant, channel, post_id, error FROM posts WHERE status = 'failed'"
-                " ORDER BY seq DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [(str(t), str(c), str(i), str(e)) for t, c, i, e in rows]
-
     def recent_signatures(self, limit: int) -> list[RememberedSignature]:
         with self._lock:
             rows = self._db.execute(
