@@ -61,6 +61,8 @@ def test_created_at_must_be_set_and_not_far_in_the_future() -> None:
     assert reason(post) == "posts[3].created_at: must be set"
     post.created_at.FromDatetime(NOW + timedelta(days=1, minutes=1))
     assert reason(post) == "posts[3].created_at: must not be more than one day in the future"
+    post.created_at.seconds = 400_000_000_000  # beyond year 9999
+    assert reason(post) == "posts[3].created_at: must not be more than one day in the future"
     post.created_at.FromDatetime(NOW + timedelta(hours=23))
     validate_post(post, "posts[3]", SETTINGS, NOW)
 
@@ -108,6 +110,13 @@ def test_normalize_redacts_before_anything_else_and_counts() -> None:
     assert normalized.text == "Call me on [PHONE] or mail [EMAIL]"
     assert normalized.redactions == 2
     assert post.text.startswith("Call me  on 555"), "the request's post is not modified"
+
+
+def test_the_stored_text_stays_within_the_limit_after_redaction() -> None:
+    text = "x" * 93 + " a@b.io"
+    normalized = normalize_post(make_post(text=text), SETTINGS)
+    assert len(text) == SETTINGS.max_text_chars
+    assert normalized.text == "x" * 93 + " [EMAIL"
 
 
 def test_redaction_can_be_turned_off() -> None:

@@ -88,13 +88,15 @@ class Forwarder:
         self._thread.start()
         return self
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Finishes or abandons the batch in flight (it stays pending) and closes the channels."""
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Lets the batch in flight finish for grace_s, then cancels it: it stays pending."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout_s)
+            self._thread.join(grace_s)
         for chan in self._channels:
             chan.close()
+        if self._thread is not None:
+            self._thread.join(grace_s)
 
     def last_error(self) -> str:
         with self._error_lock:

@@ -52,7 +52,8 @@ def validate_post(post: post_pb2.Post, field: str, settings: Settings, now: date
         raise InvalidArgument(f"{field}.text", f"must be at most {settings.max_text_chars} characters")
     if not post.HasField("created_at"):
         raise InvalidArgument(f"{field}.created_at", "must be set")
-    if post.created_at.ToDatetime(tzinfo=now.tzinfo) > now + MAX_FUTURE_SKEW:
+    # Compared in seconds: a timestamp beyond year 9999 must be refused, not overflow datetime.
+    if post.created_at.seconds > (now + MAX_FUTURE_SKEW).timestamp():
         raise InvalidArgument(f"{field}.created_at", "must not be more than one day in the future")
     if post.HasField("geo"):
         _require_range(post.geo.lat, -90.0, 90.0, f"{field}.geo.lat")
@@ -84,7 +85,8 @@ def normalize_post(post: post_pb2.Post, settings: Settings) -> post_pb2.Post:
     normalized.redactions = 0
     if settings.redact_pii:
         text, normalized.redactions = redact(text)
-    normalized.text = normalize_whitespace(text)
+    # A placeholder can be longer than what it replaced; the limit holds for the stored text too.
+    normalized.text = normalize_whitespace(text)[: settings.max_text_chars]
     normalized.near_duplicate = False
     if normalized.language:
         normalized.language = re.split(r"[-_]", normalized.language.strip().lower())[0]
