@@ -1,0 +1,266 @@
+"""The InferenceService as a Ray Serve application: a thin gRPC ingress in front of a batching model.
+
+The ingress validates a request, cuts its texts into chunks of at most ``max_batch_size`` and sends
+each chunk to the model deployment as one handle call; the model deployment's ``@serve.batch``
+methods merge chunks from all callers into encoder passes of at most ``max_batch_size`` texts (the
+batch size counts texts, not calls, so one large request cannot blow up an encoder pass). The model
+deployment also turns results into protos, so that the ingress never imports torch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2
+from ray import serve
+from ray.exceptions import ActorDiedError, ActorUnavailableError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+from ray.serve.handle import DeploymentHandle
+
+from civic.listening.v1 import inference_pb2, post_pb2
+from services.common.errors import InvalidArgument
+from services.common.settings import Settings
+
+if TYPE_CHECKING:
+    from ray.serve.grpc_util import RayServegRPCContext
+
+    from inference.model import EnrichmentModel, EnrichmentResult
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name
+GRPC_SERVICER_FUNCTIONS = [
+    "civic.listening.v1.inference_pb2_grpc.add_InferenceServiceServicer_to_server",
+    "grpc_health.v1.health_pb2_grpc.add_HealthServicer_to_server",
+]
+# The ingress only awaits the model, so it can hold many calls; past the queue bound the proxy
+# answers RESOURCE_EXHAUSTED instead of letting latency grow without limit.
+INGRESS_MAX_ONGOING_REQUESTS = 64
+INGRESS_MAX_QUEUED_REQUESTS = 256
+# Stopping drops calls in flight after a second rather than Serve's default 20 s: clients retry.
+SHUTDOWN_WAIT_LOOP_S = 0.1
+SHUTDOWN_TIMEOUT_S = 1.0
+
+_LABELS = {
+    "negative": post_pb2.SENTIMENT_LABEL_NEGATIVE,
+    "neutral": post_pb2.SENTIMENT_LABEL_NEUTRAL,
+    "positive": post_pb2.SENTIMENT_LABEL_POSITIVE,
+}
+
+T = TypeVar("T")
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+def _check_count(field: str, count: int, settings: Settings) -> None:
+    if count == 0:
+        raise InvalidArgument(field, "must not be empty")
+    if count > settings.inference_max_request_posts:
+        raise InvalidArgument(field, f"more than {settings.inference_max_request_posts} items")
+
+
+def _check_length(field: str, text: str, settings: Settings) -> None:
+    if len(text) > settings.max_text_chars:
+        raise InvalidArgument(field, f"longer than {settings.max_text_chars} characters")
+
+
+def enrich_texts(request: inference_pb2.EnrichRequest, settings: Settings) -> list[str]:
+    """The texts to enrich, or InvalidArgument naming the first bad field."""
+    _check_count("posts", len(request.posts), settings)
+    for index, post in enumerate(request.posts):
+        _check_length(f"posts[{index}].text", post.text, settings)
+    return [post.text for post in request.posts]
+
+
+def embed_texts(request: inference_pb2.EmbedRequest, settings: Settings) -> list[str]:
+    """The texts to embed, or InvalidArgument naming the first bad field."""
+    _check_count("texts", len(request.texts), settings)
+    for index, text in enumerate(request.texts):
+        field = f"texts[{index}]"
+        if not text.strip():
+            raise InvalidArgument(field, "must not be blank")
+        _check_length(field, text, settings)
+    return list(request.texts)
+
+
+# --- conversion and chunking ---------------------------------------------------------------------
+
+
+def to_enrichment(result: EnrichmentResult, versions: dict[str, str]) -> post_pb2.Enrichment:
+    relevance = sorted(result.relevance, key=lambda pair: pair[1], reverse=True)
+    return post_pb2.Enrichment(
+        sentiment=_LABELS[result.label],
+        sentiment_scores=post_pb2.SentimentScores(
+            negative=result.scores["negative"],
+            neutral=result.scores["neutral"],
+            positive=result.scores["positive"],
+        ),
+        relevance=[post_pb2.TopicRelevance(topic=topic, score=score) for topic, score in relevance],
+        topic=result.topic,
+        embedding=result.embedding,
+        model_versions=post_pb2.ModelVersions(
+            encoder=versions["encoder"],
+            sentiment=versions["sentiment"],
+            relevance=versions["relevance"],
+        ),
+    )
+
+
+def chunked(items: Sequence[T], size: int) -> list[list[T]]:
+    return [list(items[start : start + size]) for start in range(0, len(items), size)]
+
+
+def split_like(chunks: Sequence[Sequence[Any]], flat: Sequence[T]) -> list[list[T]]:
+    """Cuts flat back into pieces as long as chunks, so each caller gets its own results."""
+    if len(flat) != sum(len(chunk) for chunk in chunks):
+        raise ValueError(f"model returned {len(flat)} results for {sum(map(len, chunks))} texts")
+    pieces, start = [], 0
+    for chunk in chunks:
+        pieces.append(list(flat[start : start + len(chunk)]))
+        start += len(chunk)
+    return pieces
+
+
+def count_texts(chunks: list[list[str]]) -> int:
+    return sum(len(chunk) for chunk in chunks)
+
+
+# --- deployments ---------------------------------------------------------------------------------
+
+
+class ModelServer:
+    """Holds one EnrichmentModel and runs it on batches merged across all callers."""
+
+    def __init__(self, settings: Settings) -> None:
+        from inference.model import EnrichmentModel  # torch stays out of the ingress and driver
+
+        self._model: EnrichmentModel = EnrichmentModel.from_settings(settings)
+        self._versions = dict(self._model.versions)
+        batched_methods: list[Any] = [self.enrich, self.embed_queries, self.embed_passages]
+        for batched in batched_methods:
+            batched.set_max_batch_size(settings.inference_max_batch_size)
+            batched.set_batch_wait_timeout_s(settings.inference_batch_wait_s)
+        log.info("model ready: %s", self._versions)
+
+    @serve.batch(batch_size_fn=count_texts)
+    async def enrich(self, chunks: list[list[str]]) -> list[list[post_pb2.Enrichment]]:
+        texts = [text for chunk in chunks for text in chunk]
+        # A worker thread keeps the replica's event loop free to queue the next batch meanwhile.
+        results = await asyncio.to_thread(self._model.enrich, texts)
+        return split_like(chunks, [to_enrichment(result, self._versions) for result in results])
+
+    @serve.batch(batch_size_fn=count_texts)
+    async def embed_queries(self, chunks: list[list[str]]) -> list[list[list[float]]]:
+        return await self._embed(chunks, is_query=True)
+
+    @serve.batch(batch_size_fn=count_texts)
+    async def embed_passages(self, chunks: list[list[str]]) -> list[list[list[float]]]:
+        return await self._embed(chunks, is_query=False)
+
+    def encoder(self) -> str:
+        return self._versions["encoder"]
+
+    async def _embed(self, chunks: list[list[str]], is_query: bool) -> list[list[list[float]]]:
+        texts = [text for chunk in chunks for text in chunk]
+        vectors = await asyncio.to_thread(self._model.embed, texts, is_query)
+        return split_like(chunks, vectors)
+
+
+class InferenceIngress:
+    """The gRPC face of the application: one method per RPC, named as in the proto."""
+
+    def __init__(self, model: DeploymentHandle, settings: Settings) -> None:
+        self._model = model
+        self._settings = settings
+        self._encoder: str | None = None
+
+    # The proxy calls methods by their RPC name, hence the capitals.
+    async def Enrich(
+        self, request: inference_pb2.EnrichRequest, grpc_context: RayServegRPCContext
+    ) -> inference_pb2.EnrichResponse:
+        async def answer() -> inference_pb2.EnrichResponse:
+            texts = enrich_texts(request, self._settings)
+            pieces = await self._in_chunks(self._model.enrich.remote, texts)
+            return inference_pb2.EnrichResponse(enrichments=[e for piece in pieces for e in piece])
+
+        return await guarded(answer, grpc_context, inference_pb2.EnrichResponse())
+
+    async def Embed(
+        self, request: inference_pb2.EmbedRequest, grpc_context: RayServegRPCContext
+    ) -> inference_pb2.EmbedResponse:
+        async def answer() -> inference_pb2.EmbedResponse:
+            texts = embed_texts(request, self._settings)
+            method = self._model.embed_queries if request.is_query else self._model.embed_passages
+            pieces = await self._in_chunks(method.remote, texts)
+            if self._encoder is None:
+                self._encoder = await self._model.encoder.remote()
+            return inference_pb2.EmbedResponse(
+                embeddings=[inference_pb2.Embedding(values=v) for piece in pieces for v in piece],
+                encoder=self._encoder,
+            )
+
+        return await guarded(answer, grpc_context, inference_pb2.EmbedResponse())
+
+    # grpc.health.v1.Health/Check: the proxy routes it here by method name.
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, grpc_context: RayServegRPCContext
+    ) -> health_pb2.HealthCheckResponse:
+        if request.service not in ("", SERVICE_NAME):
+            grpc_context.set_code(grpc.StatusCode.NOT_FOUND)
+            grpc_context.set_details(f"service: unknown service {request.service!r}")
+            return health_pb2.HealthCheckResponse()
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
+    async def _in_chunks(
+        self, call: Callable[[list[str]], Awaitable[list[T]]], texts: list[str]
+    ) -> list[list[T]]:
+        size = self._settings.inference_max_batch_size
+        return list(await asyncio.gather(*(call(chunk) for chunk in chunked(texts, size))))
+
+
+async def guarded(
+    answer: Callable[[], Awaitable[T]], grpc_context: RayServegRPCContext, empty: T
+) -> T:
+    """Runs answer; a failure becomes a clean status instead of Ray's error text on the wire."""
+    try:
+        return await answer()
+    except InvalidArgument as exc:
+        code, details = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    except BackPressureError:
+        code, details = grpc.StatusCode.RESOURCE_EXHAUSTED, "inference is at capacity; retry later"
+    except (ActorDiedError, ActorUnavailableError, DeploymentUnavailableError):
+        log.warning("model deployment unavailable", exc_info=True)
+        code, details = grpc.StatusCode.UNAVAILABLE, "the model is not available; retry later"
+    except Exception:
+        log.exception("inference failed")
+        code, details = grpc.StatusCode.INTERNAL, "inference failed"
+    grpc_context.set_code(code)
+    grpc_context.set_details(details)
+    return empty
+
+
+def build_app(settings: Settings) -> serve.Application:
+    """The application graph with replicas, GPUs and batching taken from settings."""
+    model = serve.deployment(
+        name="ModelServer",
+        num_replicas=settings.inference_replicas,
+        # Twice a batch, so that the next batch is queued while one runs.
+        max_ongoing_requests=2 * settings.inference_max_batch_size,
+        ray_actor_options={"num_cpus": 0, "num_gpus": settings.inference_num_gpus},
+        graceful_shutdown_wait_loop_s=SHUTDOWN_WAIT_LOOP_S,
+        graceful_shutdown_timeout_s=SHUTDOWN_TIMEOUT_S,
+    )(ModelServer)
+    ingress = serve.deployment(
+        name="InferenceIngress",
+        max_ongoing_requests=INGRESS_MAX_ONGOING_REQUESTS,
+        max_queued_requests=INGRESS_MAX_QUEUED_REQUESTS,
+        ray_actor_options={"num_cpus": 0},
+        graceful_shutdown_wait_loop_s=SHUTDOWN_WAIT_LOOP_S,
+        graceful_shutdown_timeout_s=SHUTDOWN_TIMEOUT_S,
+    )(InferenceIngress)
+    return ingress.bind(model.bind(settings), settings)
