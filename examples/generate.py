@@ -21,6 +21,7 @@ from typing import Any
 
 from google.protobuf import json_format
 from phrasebook import LANGUAGES, SENTIMENTS, PhraseGroup, compose, fill
+from phrasebook.asides import ASIDES
 from phrasebook.common import COMMON
 from phrasebook.emergency import EMERGENCY
 from phrasebook.passport import PASSPORT
@@ -161,7 +162,7 @@ def background(week: Week, tenant_name: str, count: int) -> list[Draft]:
     for _ in range(count):
         language = week.language()
         sentiment = rng.choices(SENTIMENTS, weights=tenant.sentiment_weights)[0]
-        text = compose(tenant.phrases[language], COMMON[language], sentiment, rng)
+        text = compose(tenant.phrases[language], COMMON[language], ASIDES[language], sentiment, rng)
         drafts.append(Draft(week.time_in(WEEK_START, DAYS), tenant_name, week.channel(tenant.channel_weights),
                             language, text, week.author(language), sentiment,
                             rng.random() < LABELLED_LANGUAGE_SHARE))
@@ -176,7 +177,7 @@ def outage_spike(week: Week, count: int) -> list[Draft]:
         language = week.language()
         sentiment = rng.choices(SENTIMENTS, weights=(85, 12, 3))[0]
         offset = min(rng.triangular(0, SPIKE_HOURS * 3600, 3600), SPIKE_HOURS * 3600 - 1)
-        text = compose(OUTAGE[language], COMMON[language], sentiment, rng)
+        text = compose(OUTAGE[language], COMMON[language], ASIDES[language], sentiment, rng)
         channel = week.channel({"mastodon": 55, "reddit": 30, "open311": 10, "webhook": 5})
         drafts.append(Draft(SPIKE_START + timedelta(seconds=int(offset)), "city-transit", channel, language,
                             text, week.author(language), sentiment, shares_boost=2.0))

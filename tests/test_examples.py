@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,23 @@ def test_texts_are_diverse(posts: list[post_pb2.Post]) -> None:
     ordinary = [post.text for post in posts if "#ReliefFee" not in post.text]
     assert len(set(ordinary)) > 0.97 * len(ordinary)
     assert max(Counter(ordinary).values()) <= 3
+
+
+def test_ordinary_posts_rarely_look_like_copies(posts: list[post_pb2.Post]) -> None:
+    """Template-built posts must not look like a copy-paste campaign to near-duplicate detection."""
+    for tenant in sorted(TENANTS):
+        shingles = [
+            set(pairwise(words))
+            for post in posts
+            if post.tenant == tenant and "#ReliefFee" not in post.text and not LINE_3.search(post.text)
+            for words in [re.findall(r"\w+", post.text.lower())]
+        ][:500]
+        with_twin = sum(
+            1
+            for i, mine in enumerate(shingles)
+            if any(len(mine & other) >= 0.6 * len(mine | other) for j, other in enumerate(shingles) if i != j)
+        )
+        assert with_twin < 0.15 * len(shingles), tenant
 
 
 def test_nights_are_quiet(posts: list[post_pb2.Post]) -> None:

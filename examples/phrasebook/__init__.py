@@ -37,12 +37,17 @@ def fill(template: str, slots: PhraseGroup, rng: random.Random) -> str:
     return template.format(**values)
 
 
-def compose(group: PhraseGroup, common: PhraseGroup, sentiment: str, rng: random.Random) -> str:
-    """An opener (sometimes), one filled template and a closer (sometimes), as people write."""
-    slots = {**common, **group}
+def compose(group: PhraseGroup, common: PhraseGroup, asides: PhraseGroup, sentiment: str,
+            rng: random.Random) -> str:
+    """An opener, one or two filled templates, often a personal aside, a closer: as people write."""
+    slots = {**common, **asides, **group}
+    templates = rng.sample(group[sentiment], 2 if rng.random() < 0.3 and len(group[sentiment]) > 1 else 1)
+    sentences = [capitalize(fill(template, slots, rng)) for template in templates]
+    if rng.random() < 0.8:
+        sentences.insert(rng.randrange(len(sentences) + 1), fill(rng.choice(asides[sentiment]), slots, rng))
     parts = [
         rng.choice(slots[f"{sentiment}_opener"]),
-        capitalize(fill(rng.choice(group[sentiment]), slots, rng)),
+        *sentences,
         rng.choice(slots[f"{sentiment}_closer"]),
         rng.choice(slots["hashtag"]),
     ]
