@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,7 +24,7 @@ from ray.serve.handle import DeploymentHandle
 
 from civic.listening.v1 import inference_pb2, post_pb2
 from services.common.errors import InvalidArgument
-from services.common.settings import Settings
+from services.common.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from ray.serve.grpc_util import RayServegRPCContext
@@ -244,6 +245,10 @@ async def guarded(
     return empty
 
 
+def torch_threads(settings: Settings) -> int:
+    return settings.torch_threads or os.cpu_count() or 1
+
+
 def build_app(settings: Settings) -> serve.Application:
     """The application graph with replicas, GPUs and batching taken from settings."""
     model = serve.deployment(
@@ -251,7 +256,12 @@ def build_app(settings: Settings) -> serve.Application:
         num_replicas=settings.inference_replicas,
         # Twice a batch, so that the next batch is queued while one runs.
         max_ongoing_requests=2 * settings.inference_max_batch_size,
-        ray_actor_options={"num_cpus": 0, "num_gpus": settings.inference_num_gpus},
+        ray_actor_options={
+            "num_cpus": 0,
+            "num_gpus": settings.inference_num_gpus,
+            # Ray pins OMP_NUM_THREADS to 1 in actors that reserve no CPU; torch would then use one core.
+            "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(torch_threads(settings))}},
+        },
         graceful_shutdown_wait_loop_s=SHUTDOWN_WAIT_LOOP_S,
         graceful_shutdown_timeout_s=SHUTDOWN_TIMEOUT_S,
     )(ModelServer)
@@ -264,3 +274,8 @@ def build_app(settings: Settings) -> serve.Application:
         graceful_shutdown_timeout_s=SHUTDOWN_TIMEOUT_S,
     )(InferenceIngress)
     return ingress.bind(model.bind(settings), settings)
+
+
+# What `serve run inference.app:app` and the RayService's import path deploy, configured from the
+# environment like every other process.
+app = build_app(get_settings())
