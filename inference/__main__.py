@@ -138,6 +138,8 @@ def _supervise(settings: Settings) -> int:
         code = 0
         try:
             _serve(settings)
+        except SystemExit:
+            log.info("stopped before it was ready")  # Ray's SIGTERM handler, during start-up
         except BaseException:
             log.exception("inference server failed")
             code = 1
