@@ -1,0 +1,28 @@
+"""`python -m services.search`: the SearchService server on settings.search_port."""
+
+from __future__ import annotations
+
+import logging
+
+from services.common import telemetry
+from services.common.settings import get_settings
+from services.search.client import connect
+from services.search.indexing import Indexer
+from services.search.server import build_server
+from services.search.service import Searcher
+
+log = logging.getLogger("services.search")
+
+
+def main() -> None:
+    settings = get_settings()
+    telemetry.setup("search", settings.log_level)
+    es = connect(settings)
+    indexer = Indexer(es, settings.index_prefix, refresh=settings.es_refresh_on_index)
+    server = build_server(settings, indexer, Searcher(es, settings.index_prefix)).start()
+    log.info("indexing into %s (prefix %s)", settings.es_url, settings.index_prefix)
+    server.serve_until_signal(on_stop=es.close)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Converting an EnrichedPost to the indexed document and back.
+
+The document is flat and readable on purpose: analysts query it from Kibana or any client, so the
+field names are the ones docs/search-mapping.md documents, not protobuf's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from civic.listening.v1 import post_pb2
+from services.search.mapping import LANGUAGE_ANALYZERS
+
+SENTIMENT_NAMES = {
+    post_pb2.SENTIMENT_LABEL_NEGATIVE: "negative",
+    post_pb2.SENTIMENT_LABEL_NEUTRAL: "neutral",
+    post_pb2.SENTIMENT_LABEL_POSITIVE: "positive",
+}
+SENTIMENT_LABELS = {name: label for label, name in SENTIMENT_NAMES.items()}
+
+
+def document_id(tenant: str, channel: str, post_id: str) -> str:
+    """Stable across deliveries, so indexing the same post again replaces it."""
+    return hashlib.sha256(f"{tenant}/{channel}/{post_id}".encode()).hexdigest()
+
+
+def to_document(enriched: post_pb2.EnrichedPost) -> dict[str, Any]:
+    post, enrichment = enriched.post, enriched.enrichment
+    doc: dict[str, Any] = {
+        "doc_id": document_id(post.tenant, post.channel, post.id),
+        "tenant": post.tenant,
+        "channel": post.channel,
+        "post_id": post.id,
+        "source": post.source,
+        "author": {
+            "id": post.author.id,
+            "name": post.author.name,
+            "follower_count": post.author.follower_count,
+        },
+        "reach": post.author.follower_count,
+        "text": post.text,
+        "language": post.language,
+        "language_confidence": post.language_confidence,
+        "url": post.url,
+        "engagement": {
+            "likes": post.engagement.likes,
+            "shares": post.engagement.shares,
+            "replies": post.engagement.replies,
+        },
+        "near_duplicate": post.near_duplicate,
+        "redactions": post.redactions,
+        "topic": enrichment.topic,
+        "relevance": [{"topic": item.topic, "score": item.score} for item in enrichment.relevance],
+        "model_versions": {
+            "encoder": enrichment.model_versions.encoder,
+            "sentiment": enrichment.model_versions.sentiment,
+            "relevance": enrichment.model_versions.relevance,
+        },
+        "indexed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+    if post.language in LANGUAGE_ANALYZERS:
+        doc[f"text_{post.language}"] = post.text
+    if post.HasField("created_at"):
+        doc["created_at"] = post.created_at.ToJsonString()
+    if post.HasField("geo"):
+        doc["geo"] = {"lat": post.geo.lat, "lon": post.geo.lon}
+    if enrichment.sentiment in SENTIMENT_NAMES:
+        doc["sentiment"] = SENTIMENT_NAMES[enrichment.sentiment]
+    if enrichment.HasField("sentiment_scores"):
+        scores = enrichment.sentiment_scores
+        doc["sentiment_scores"] = {
+            "negative": scores.negative, "neutral": scores.neutral, "positive": scores.positive,
+        }
+    if enrichment.embedding:
+        doc["embedding"] = list(enrichment.embedding)
+    return doc
+
+
+def from_document(source: dict[str, Any]) -> post_pb2.EnrichedPost:
+    """The EnrichedPost a document was made from (the embedding only when the source has it)."""
+    author = source.get("author", {})
+    engagement = source.get("engagement", {})
+    post = post_pb2.Post(
+        id=source["post_id"],
+        tenant=source["tenant"],
+        channel=source["channel"],
+        source=source.get("source", ""),
+        author=post_pb2.Author(
+            id=author.get("id", ""), name=author.get("name", ""), follower_count=author.get("follower_count", 0)
+        ),
+        text=source.get("text", ""),
+        language=source.get("language", ""),
+        language_confidence=source.get("language_confidence", 0.0),
+        url=source.get("url", ""),
+        engagement=post_pb2.Engagement(
+            likes=engagement.get("likes", 0), shares=engagement.get("shares", 0), replies=engagement.get("replies", 0)
+        ),
+        near_duplicate=source.get("near_duplicate", False),
+        redactions=source.get("redactions", 0),
+    )
+    if source.get("created_at"):
+        post.created_at.FromJsonString(source["created_at"])
+    if source.get("geo"):
+        post.geo.lat, post.geo.lon = source["geo"]["lat"], source["geo"]["lon"]
+    versions = source.get("model_versions", {})
+    enrichment = post_pb2.Enrichment(
+        sentiment=SENTIMENT_LABELS.get(source.get("sentiment", ""), post_pb2.SENTIMENT_LABEL_UNSPECIFIED),
+        relevance=[post_pb2.TopicRelevance(topic=r["topic"], score=r["score"]) for r in source.get("relevance", [])],
+        topic=source.get("topic", ""),
+        embedding=source.get("embedding", []),
+        model_versions=post_pb2.ModelVersions(
+            encoder=versions.get("encoder", ""),
+            sentiment=versions.get("sentiment", ""),
+            relevance=versions.get("relevance", ""),
+        ),
+    )
+    if source.get("sentiment_scores"):
+        scores = source["sentiment_scores"]
+        enrichment.sentiment_scores.CopyFrom(
+            post_pb2.SentimentScores(
+                negative=scores["negative"], neutral=scores["neutral"], positive=scores["positive"]
+            )
+        )
+    return post_pb2.EnrichedPost(post=post, enrichment=enrichment)

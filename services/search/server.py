@@ -1,0 +1,56 @@
+"""The gRPC face of search: hands requests to the domain and maps its errors to status codes."""
+
+from __future__ import annotations
+
+import grpc
+
+from civic.listening.v1 import search_pb2, search_pb2_grpc
+from services.common.grpc_server import GrpcServer, rpc_errors
+from services.common.settings import Settings
+from services.search.indexing import Indexer
+from services.search.service import Searcher
+
+SERVICE_NAME = search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
+
+
+class SearchServicer(search_pb2_grpc.SearchServiceServicer):
+    def __init__(self, indexer: Indexer, searcher: Searcher) -> None:
+        self.indexer = indexer
+        self.searcher = searcher
+
+    @rpc_errors
+    def IndexPosts(
+        self, request: search_pb2.IndexPostsRequest, context: grpc.ServicerContext
+    ) -> search_pb2.IndexPostsResponse:
+        outcome = self.indexer.index(request.posts)
+        return search_pb2.IndexPostsResponse(
+            indexed=outcome.indexed,
+            errors=[search_pb2.IndexError(id=post_id, reason=reason) for post_id, reason in outcome.errors],
+        )
+
+    @rpc_errors
+    def Search(self, request: search_pb2.SearchRequest, context: grpc.ServicerContext) -> search_pb2.SearchResponse:
+        return self.searcher.search(request)
+
+    @rpc_errors
+    def GetPost(self, request: search_pb2.GetPostRequest, context: grpc.ServicerContext) -> search_pb2.GetPostResponse:
+        return self.searcher.get_post(request)
+
+    @rpc_errors
+    def Count(self, request: search_pb2.CountRequest, context: grpc.ServicerContext) -> search_pb2.CountResponse:
+        return self.searcher.count(request)
+
+    @rpc_errors
+    def Aggregate(
+        self, request: search_pb2.AggregateRequest, context: grpc.ServicerContext
+    ) -> search_pb2.AggregateResponse:
+        return self.searcher.aggregate(request)
+
+
+def build_server(settings: Settings, indexer: Indexer, searcher: Searcher, port: int | None = None) -> GrpcServer:
+    """An unstarted server over the search domain; port 0 picks a free one."""
+    return GrpcServer(
+        settings,
+        settings.search_port if port is None else port,
+        [(search_pb2_grpc.add_SearchServiceServicer_to_server, SearchServicer(indexer, searcher), SERVICE_NAME)],
+    )

@@ -1,0 +1,128 @@
+"""The read side of search: Search, Count, Aggregate and GetPost, always through the tenant's alias."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch, NotFoundError
+
+from civic.listening.v1 import search_pb2
+from services.common.errors import InvalidArgument, NotFound
+from services.common.validation import require_channel, require_tenant
+from services.search.client import elasticsearch_errors
+from services.search.documents import document_id, from_document
+from services.search.mapping import TEXT_FIELDS, alias_name
+from services.search.queries import (
+    aggregate_field,
+    bool_query,
+    bucket_count,
+    decode_page_token,
+    encode_page_token,
+    page_size,
+    sort_clause,
+)
+
+# A tenant that never indexed anything has no alias yet: that reads as "no posts", not an error.
+_MISSING_IS_EMPTY: dict[str, Any] = {"ignore_unavailable": True, "allow_no_indices": True}
+_NOT_RETURNED = ["embedding", *(field for field in TEXT_FIELDS if field != "text")]
+
+
+class Searcher:
+    def __init__(self, es: Elasticsearch, index_prefix: str) -> None:
+        self.es = es
+        self.prefix = index_prefix
+
+    def _alias(self, tenant: str) -> str:
+        return alias_name(self.prefix, require_tenant(tenant))
+
+    def search(self, request: search_pb2.SearchRequest) -> search_pb2.SearchResponse:
+        alias = self._alias(request.tenant)
+        size = page_size(request.page_size)
+        query = bool_query(request.tenant, request.query, request.filters)
+        sort = sort_clause(request.sort)
+        after = decode_page_token(request.page_token, request.sort)
+        highlight = {
+            "pre_tags": ["<em>"], "post_tags": ["</em>"],
+            "fields": {field: {"number_of_fragments": 3, "fragment_size": 150} for field in TEXT_FIELDS},
+        }
+        with elasticsearch_errors():
+            try:
+                reply = self.es.search(
+                    index=alias, query=query, sort=sort, size=size, search_after=after, highlight=highlight,
+                    track_total_hits=True, source_excludes=_NOT_RETURNED, **_MISSING_IS_EMPTY,
+                )
+            except ApiError as exc:
+                if after is not None and _is_bad_search_after(exc):
+                    raise InvalidArgument("page_token", "does not fit this search") from exc
+                raise
+        hits = reply["hits"]["hits"]
+        response = search_pb2.SearchResponse(total=reply["hits"]["total"]["value"])
+        for hit in hits:
+            response.hits.append(
+                search_pb2.SearchHit(
+                    post=from_document(hit["_source"]),
+                    score=hit.get("_score") or 0.0,
+                    highlights=_highlights(hit.get("highlight", {})),
+                )
+            )
+        if len(hits) == size:
+            response.next_page_token = encode_page_token(request.sort, hits[-1]["sort"])
+        return response
+
+    def count(self, request: search_pb2.CountRequest) -> search_pb2.CountResponse:
+        alias = self._alias(request.tenant)
+        query = bool_query(request.tenant, request.query, request.filters)
+        with elasticsearch_errors():
+            reply = self.es.count(index=alias, query=query, **_MISSING_IS_EMPTY)
+        return search_pb2.CountResponse(count=reply["count"])
+
+    def aggregate(self, request: search_pb2.AggregateRequest) -> search_pb2.AggregateResponse:
+        alias = self._alias(request.tenant)
+        field = aggregate_field(request.dimension)
+        size = bucket_count(request.size)
+        query = bool_query(request.tenant, request.query, request.filters)
+        with elasticsearch_errors():
+            reply = self.es.search(
+                index=alias, query=query, size=0, track_total_hits=True,
+                aggs={"by": {"terms": {"field": field, "size": size}}}, **_MISSING_IS_EMPTY,
+            )
+        buckets = reply.get("aggregations", {}).get("by", {}).get("buckets", [])
+        return search_pb2.AggregateResponse(
+            total=reply["hits"]["total"]["value"],
+            buckets=[search_pb2.AggregateBucket(key=str(b["key"]), count=b["doc_count"]) for b in buckets],
+        )
+
+    def get_post(self, request: search_pb2.GetPostRequest) -> search_pb2.GetPostResponse:
+        alias = self._alias(request.tenant)
+        require_channel(request.channel)
+        if not request.id:
+            raise InvalidArgument("id", "must not be empty")
+        doc_id = document_id(request.tenant, request.channel, request.id)
+        # A search, not a GET: after a rollover the alias spans several indices, which GET refuses.
+        with elasticsearch_errors():
+            try:
+                reply = self.es.search(
+                    index=alias, query={"bool": {"filter": [{"term": {"doc_id": doc_id}}]}}, size=1,
+                    source_excludes=_NOT_RETURNED[1:], **_MISSING_IS_EMPTY,
+                )
+            except NotFoundError as exc:
+                raise NotFound(f"post {request.channel}/{request.id} not found") from exc
+        hits = reply["hits"]["hits"]
+        if not hits:
+            raise NotFound(f"post {request.channel}/{request.id} not found for tenant {request.tenant}")
+        return search_pb2.GetPostResponse(post=from_document(hits[0]["_source"]))
+
+
+def _highlights(fields: dict[str, list[str]]) -> list[str]:
+    """Fragments of the plain text field first, then those found through a language field."""
+    fragments: list[str] = []
+    for field in TEXT_FIELDS:
+        for fragment in fields.get(field, []):
+            if fragment not in fragments:
+                fragments.append(fragment)
+    return fragments
+
+
+def _is_bad_search_after(exc: ApiError) -> bool:
+    return "search_after" in str(exc)
+
