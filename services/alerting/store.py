@@ -1,0 +1,211 @@
+"""SQLite persistence of rules, per-window counters, seen posts and alerts, so a restart loses nothing.
+
+One connection in WAL mode behind a lock: evaluation is serialized anyway (counters are read-modify-
+write), and readers of alerts must not see half of a batch.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from civic.listening.v1 import alerting_pb2
+from services.alerting.rules import WindowCounts
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rules (
+    tenant TEXT NOT NULL, id TEXT NOT NULL, payload BLOB NOT NULL, PRIMARY KEY (tenant, id)
+);
+CREATE TABLE IF NOT EXISTS windows (
+    tenant TEXT NOT NULL, rule_id TEXT NOT NULL, window_start INTEGER NOT NULL,
+    count INTEGER NOT NULL, negative INTEGER NOT NULL, max_followers INTEGER NOT NULL,
+    max_relevance REAL NOT NULL, samples TEXT NOT NULL,
+    PRIMARY KEY (tenant, rule_id, window_start)
+);
+CREATE TABLE IF NOT EXISTS seen_posts (
+    tenant TEXT NOT NULL, post_key TEXT NOT NULL, event_ts INTEGER NOT NULL, PRIMARY KEY (tenant, post_key)
+);
+CREATE INDEX IF NOT EXISTS seen_posts_by_time ON seen_posts (tenant, event_ts);
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY, tenant TEXT NOT NULL, rule_id TEXT NOT NULL, window_start INTEGER NOT NULL,
+    state INTEGER NOT NULL, priority REAL NOT NULL, payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_by_priority ON alerts (tenant, priority DESC);
+CREATE INDEX IF NOT EXISTS alerts_by_rule ON alerts (tenant, rule_id, window_start);
+"""
+# SQLite's default limit on host parameters is 999 in old builds.
+IN_CHUNK = 500
+
+
+class AlertStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes of one evaluated batch become visible together, or not at all."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- rules ---------------------------------------------------------------------------------
+
+    def rules(self) -> list[alerting_pb2.Rule]:
+        with self._lock:
+            rows = self._db.execute("SELECT payload FROM rules ORDER BY tenant, id").fetchall()
+        return [alerting_pb2.Rule.FromString(payload) for (payload,) in rows]
+
+    def put_rule(self, rule: alerting_pb2.Rule) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO rules (tenant, id, payload) VALUES (?, ?, ?)",
+                (rule.tenant, rule.id, rule.SerializeToString()),
+            )
+
+    def drop_windows(self, tenant: str, rule_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM windows WHERE tenant = ? AND rule_id = ?", (tenant, rule_id))
+
+    # --- seen posts ----------------------------------------------------------------------------
+
+    def seen(self, tenant: str, keys: list[str]) -> set[str]:
+        """Which of these posts were already evaluated (deliveries are at-least-once)."""
+        found: set[str] = set()
+        with self._lock:
+            for i in range(0, len(keys), IN_CHUNK):
+                chunk = keys[i : i + IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT post_key FROM seen_posts WHERE tenant = ? AND post_key IN ({marks})",
+                    (tenant, *chunk),
+                )
+                found.update(key for (key,) in rows)
+        return found
+
+    def mark_seen(self, tenant: str, posts: Iterable[tuple[str, int]]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO seen_posts (tenant, post_key, event_ts) VALUES (?, ?, ?)",
+                ((tenant, key, ts) for key, ts in posts),
+            )
+
+    def latest_seen(self, tenant: str) -> int:
+        with self._lock:
+            (latest,) = self._db.execute("SELECT MAX(event_ts) FROM seen_posts WHERE tenant = ?", (tenant,)).fetchone()
+        return int(latest or 0)
+
+    def prune_seen(self, tenant: str, before_ts: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM seen_posts WHERE tenant = ? AND event_ts < ?", (tenant, before_ts))
+
+    # --- windows -------------------------------------------------------------------------------
+
+    def window(self, tenant: str, rule_id: str, start: int) -> WindowCounts | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT count, negative, max_followers, max_relevance, samples FROM windows "
+                "WHERE tenant = ? AND rule_id = ? AND window_start = ?",
+                (tenant, rule_id, start),
+            ).fetchone()
+        if row is None:
+            return None
+        count, negative, max_followers, max_relevance, samples = row
+        return WindowCounts(count, negative, max_followers, max_relevance, json.loads(samples))
+
+    def put_window(self, tenant: str, rule_id: str, start: int, counts: WindowCounts) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO windows (tenant, rule_id, window_start, count, negative, max_followers, "
+                "max_relevance, samples) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    tenant, rule_id, start, counts.count, counts.negative, counts.max_followers,
+                    counts.max_relevance, json.dumps(counts.samples),
+                ),
+            )
+
+    def window_counts(self, tenant: str, rule_id: str, from_start: int, to_start: int) -> dict[int, int]:
+        """Post counts of the rule's windows starting in [from_start, to_start)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT window_start, count FROM windows WHERE tenant = ? AND rule_id = ? "
+                "AND window_start >= ? AND window_start < ?",
+                (tenant, rule_id, from_start, to_start),
+            ).fetchall()
+        return dict(rows)
+
+    def latest_window(self, tenant: str, rule_id: str) -> int | None:
+        with self._lock:
+            (latest,) = self._db.execute(
+                "SELECT MAX(window_start) FROM windows WHERE tenant = ? AND rule_id = ?", (tenant, rule_id)
+            ).fetchone()
+        return None if latest is None else int(latest)
+
+    def prune_windows(self, tenant: str, rule_id: str, before_start: int) -> None:
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM windows WHERE tenant = ? AND rule_id = ? AND window_start < ?",
+                (tenant, rule_id, before_start),
+            )
+
+    # --- alerts --------------------------------------------------------------------------------
+
+    def alert(self, alert_id: str) -> alerting_pb2.Alert | None:
+        with self._lock:
+            row = self._db.execute("SELECT payload FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        return None if row is None else alerting_pb2.Alert.FromString(row[0])
+
+    def put_alert(self, alert: alerting_pb2.Alert) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO alerts (id, tenant, rule_id, window_start, state, priority, payload) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    alert.id, alert.tenant, alert.rule_id, alert.window_start.seconds, alert.state,
+                    alert.priority, alert.SerializeToString(),
+                ),
+            )
+
+    def firing_alerts(self, tenant: str, rule_id: str, before_start: int) -> list[alerting_pb2.Alert]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT payload FROM alerts WHERE tenant = ? AND rule_id = ? AND state = ? AND window_start < ?",
+                (tenant, rule_id, alerting_pb2.ALERT_STATE_FIRING, before_start),
+            ).fetchall()
+        return [alerting_pb2.Alert.FromString(payload) for (payload,) in rows]
+
+    def alert_windows(self, tenant: str, rule_id: str, after_start: int, before_start: int) -> int:
+        """Number of the rule's windows strictly between the two starts that raised an alert."""
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM alerts WHERE tenant = ? AND rule_id = ? AND window_start > ? "
+                "AND window_start < ?",
+                (tenant, rule_id, after_start, before_start),
+            ).fetchone()
+        return int(count)
+
+    def list_alerts(self, tenant: str, limit: int) -> list[alerting_pb2.Alert]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT payload FROM alerts WHERE tenant = ? ORDER BY priority DESC, window_start DESC, id "
+                "LIMIT ?",
+                (tenant, limit),
+            ).fetchall()
+        return [alerting_pb2.Alert.FromString(payload) for (payload,) in rows]
