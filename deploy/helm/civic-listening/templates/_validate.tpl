@@ -1,0 +1,27 @@
+{{/* Checks the schema cannot express; each failure names the value and the fix. */}}
+{{- define "civic.validate" -}}
+{{- range $component := list "ingestion" "search" }}
+{{- $a := (index $.Values $component).autoscaling }}
+{{- if and $a.enabled (lt (int $a.maxReplicas) (int $a.minReplicas)) }}
+{{- fail (printf "%s.autoscaling.maxReplicas (%v) must be >= %s.autoscaling.minReplicas (%v)" $component $a.maxReplicas $component $a.minReplicas) }}
+{{- end }}
+{{- end }}
+{{- $inf := .Values.inference }}
+{{- if $inf.enabled }}
+{{- $w := $inf.worker }}
+{{- if or (lt (int $w.maxReplicas) (int $w.minReplicas)) (lt (int $w.replicas) (int $w.minReplicas)) (gt (int $w.replicas) (int $w.maxReplicas)) }}
+{{- fail (printf "inference.worker: need minReplicas (%v) <= replicas (%v) <= maxReplicas (%v)" $w.minReplicas $w.replicas $w.maxReplicas) }}
+{{- end }}
+{{- $ms := $inf.modelServer.autoscaling }}
+{{- if and $ms.enabled (lt (int $ms.maxReplicas) (int $ms.minReplicas)) }}
+{{- fail (printf "inference.modelServer.autoscaling.maxReplicas (%v) must be >= minReplicas (%v)" $ms.maxReplicas $ms.minReplicas) }}
+{{- end }}
+{{- end }}
+{{- $ext := .Values.elasticsearch.external }}
+{{- if and (eq .Values.elasticsearch.mode "external") $ext.credentialsSecret.name (not $ext.credentialsSecret.apiKeyKey) (not (and $ext.credentialsSecret.usernameKey $ext.credentialsSecret.passwordKey)) }}
+{{- fail "elasticsearch.external.credentialsSecret: set apiKeyKey, or both usernameKey and passwordKey" }}
+{{- end }}
+{{- if and (eq .Values.elasticsearch.mode "external") $ext.caSecret.name (not (hasPrefix "https://" $ext.url)) }}
+{{- fail "elasticsearch.external.caSecret is set but elasticsearch.external.url is not https://" }}
+{{- end }}
+{{- end -}}
