@@ -242,7 +242,9 @@ class LocalElasticsearch:
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
         if result.returncode != 0:
             tail = (result.stdout + result.stderr)[-4000:]
-            raise RuntimeError(f"elasticsearch failed to start (exit {result.returncode}); log {self.log_file}:\n{tail}")
+            raise RuntimeError(
+                f"elasticsearch failed to start (exit {result.returncode}); log {self.log_file}:\n{tail}"
+            )
 
     def wait_ready(self, timeout_s: float = 180.0) -> None:
         """Waits for a yellow cluster, failing early if the node died."""
