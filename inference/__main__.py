@@ -97,20 +97,35 @@ def _stop(temp_dir: Path | None) -> None:
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+class _StopRequested(Exception):
+    """A stop signal arrived while Serve was still starting."""
+
+
 def _serve(settings: Settings) -> None:
     _prepare_environment(settings)
     stopping = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        first = not stopping.is_set()
+        stopping.set()
+        if first and not serving:
+            raise _StopRequested  # out of serve.run, into the cleanup below
+
+    serving = False
     temp_dir = None
     try:
         temp_dir = _start_ray(settings)
-        _start_serve(settings)
-        # Until here Ray's own handler turns SIGTERM into SystemExit, which still runs the cleanup.
+        # After ray.init: Ray's core installs a handler that dies on SIGTERM without cleaning up.
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stopping.set())
+            signal.signal(sig, on_signal)
+        _start_serve(settings)
+        serving = True
         log.info("serving InferenceService on gRPC port %d", settings.inference_port)
         while not stopping.wait(0.5):
             pass
         log.info("shutting down")
+    except (_StopRequested, SystemExit):  # SystemExit: Ray's SIGTERM handler, inside ray.init
+        log.info("stopped before it was ready")
     finally:
         _stop(temp_dir)
         log.info("stopped")
@@ -120,6 +135,12 @@ def _die_with_parent() -> None:
     """Asks Linux to send SIGTERM here if the supervisor dies, even by SIGKILL."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _sweep_own_group() -> None:
+    """Stops whatever Ray left in this group: a stop during ray.init orphans its agents."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.killpg(0, signal.SIGTERM)
 
 
 def _supervise(settings: Settings) -> int:
@@ -138,11 +159,10 @@ def _supervise(settings: Settings) -> int:
         code = 0
         try:
             _serve(settings)
-        except SystemExit:
-            log.info("stopped before it was ready")  # Ray's SIGTERM handler, during start-up
         except BaseException:
             log.exception("inference server failed")
             code = 1
+        _sweep_own_group()
         os._exit(code)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _: os.kill(child, signum))
