@@ -66,14 +66,37 @@ def serve_config(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return config
 
 
+def pruned_fields(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
+    """Fields the API server would silently drop: absent from a structural schema that does not
+    preserve unknown fields (a misspelt or misplaced key in a custom resource)."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    if isinstance(value, dict):
+        if "properties" in schema:
+            pruned = []
+            for key, item in value.items():
+                if key in schema["properties"]:
+                    pruned += pruned_fields(item, schema["properties"][key], f"{path}.{key}")
+                elif key not in ("apiVersion", "kind", "metadata") or path:
+                    pruned.append(f"{path}.{key}")
+            return pruned
+        if isinstance(schema.get("additionalProperties"), dict):
+            return [f for key, item in value.items()
+                    for f in pruned_fields(item, schema["additionalProperties"], f"{path}.{key}")]
+    if isinstance(value, list) and "items" in schema:
+        return [f for index, item in enumerate(value) for f in pruned_fields(item, schema["items"], f"{path}[{index}]")]
+    return []
+
+
 @pytest.fixture(scope="module")
-def crd_schemas(crd_schemas_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
+def crd_schemas(crd_schemas_dir: Path) -> dict[tuple[str, str], jsonschema.Draft7Validator]:
+    """A validator per custom resource kind, from the openAPIV3Schema of the served CRD version."""
     schemas = {}
     for (api_version, kind), file_name in CRD_FILES.items():
-        crd = yaml.safe_load((crd_schemas_dir / file_name).read_text())
+        crd = yaml.load((crd_schemas_dir / file_name).read_text(), Loader=yaml.CSafeLoader)
         version = api_version.split("/")[1]
         (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
-        schemas[(api_version, kind)] = served["schema"]["openAPIV3Schema"]
+        schemas[(api_version, kind)] = jsonschema.Draft7Validator(served["schema"]["openAPIV3Schema"])
     return schemas
 
 
@@ -91,13 +114,14 @@ def test_lint_strict(helm_binary: Path, profile: str) -> None:
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_manifests_match_kubernetes_and_crd_schemas(
-    render_chart: RenderChart, crd_schemas: dict[tuple[str, str], dict[str, Any]], profile: str
+    render_chart: RenderChart, crd_schemas: dict[tuple[str, str], jsonschema.Draft7Validator], profile: str
 ) -> None:
     docs = render_chart(*PROFILES[profile])
     for doc in docs:
         key = (doc["apiVersion"], doc["kind"])
         if key in crd_schemas:
-            jsonschema.validate(doc, crd_schemas[key])
+            crd_schemas[key].validate(doc)
+            assert not pruned_fields(doc, crd_schemas[key].schema), f"{doc['kind']}: unknown fields"
             continue
         for version in KUBERNETES_VERSIONS:
             try:
@@ -107,13 +131,16 @@ def test_manifests_match_kubernetes_and_crd_schemas(
 
 
 def test_a_crd_schema_rejects_a_broken_custom_resource(
-    render_chart: RenderChart, crd_schemas: dict[tuple[str, str], dict[str, Any]]
+    render_chart: RenderChart, crd_schemas: dict[tuple[str, str], jsonschema.Draft7Validator]
 ) -> None:
-    """The CRD check has teeth: a worker group without its required groupName is refused."""
+    """The CRD check has teeth: a missing required field and a misspelt one are both caught."""
     rayservice = named(render_chart(*PROFILES["gpu"]), "RayService", "inference")
     del rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["groupName"]
+    validator = crd_schemas[("ray.io/v1", "RayService")]
     with pytest.raises(jsonschema.ValidationError, match="groupName"):
-        jsonschema.validate(rayservice, crd_schemas[("ray.io/v1", "RayService")])
+        validator.validate(rayservice)
+    rayservice["spec"]["rayClusterConfig"]["headGroupSpec"]["rayStartparams"] = {}
+    assert pruned_fields(rayservice, validator.schema) == [".spec.rayClusterConfig.headGroupSpec.rayStartparams"]
 
 
 def test_bad_values_are_rejected_with_the_field_named(helm_binary: Path, tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ ENV CIVIC_MODEL_CACHE_DIR=/opt/civic/models
 USER root
 RUN install -d -o 1000 -g 100 /opt/civic/models
 USER 1000:100
-RUN python -m inference.prepare_models
+RUN python -c "import os, pathlib; from inference.encoder import load_encoder; \
+load_encoder(pathlib.Path(os.environ['CIVIC_MODEL_CACHE_DIR']))"
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
 WORKDIR /home/ray
