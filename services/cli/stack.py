@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from services.common import launch
 from services.common.elasticsearch_local import LocalElasticsearch, ensure_installed
-from services.common.settings import Settings
+from services.common.settings import CACHE_DIR, Settings
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Stack:
     def local_elasticsearch(self) -> LocalElasticsearch:
         url = urlparse(self.settings.es_url)
         return LocalElasticsearch(
-            home=ensure_installed(self.settings.es_version, self.settings.run_dir.parent),
+            home=ensure_installed(self.settings.es_version, CACHE_DIR),
             data_dir=self.run_dir / "elasticsearch",
             http_port=url.port or 9200,
             transport_port=(url.port or 9200) + 100,
