@@ -4,7 +4,9 @@ rules management, validation and a restart on the same state file."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import pytest
 from civic.listening.v1 import alerting_pb2, alerting_pb2_grpc, post_pb2
 from services.alerting.priority import WEIGHTS
 from services.alerting.server import SERVICE_NAME, build_server
-from services.alerting.service import open_alerting
+from services.alerting.service import MAX_QUEUED_EVALUATIONS, open_alerting
 from services.common.launch import is_healthy
 from services.common.settings import Settings
 
@@ -319,3 +321,31 @@ def test_state_survives_a_restart(start: Callable[..., Running]) -> None:
     fired = second.evaluate(spread("hole-more", 19, MONDAY + 24 * HOUR + HOUR / 2, HOUR / 2, text="pothole")).fired
     assert sorted((a.rule_id, a.post_count) for a in fired) == [("match", 25), ("spike", 25)]
     assert {a.rule_id for a in second.alerts()} == {"match", "spike"} and len(second.alerts()) == 3
+
+
+def test_old_windows_and_remembered_posts_are_pruned(alerting: Running) -> None:
+    alerting.put(rule("all", "query_match", threshold=100))
+    store = alerting.alerting.store
+    alerting.evaluate(spread("old", 3, MONDAY, HOUR))
+    assert store.window("city-a", "all", int(MONDAY.timestamp())) is not None
+    alerting.evaluate(spread("new", 2, MONDAY + timedelta(days=31), HOUR))
+    assert store.window("city-a", "all", int(MONDAY.timestamp())) is None
+    assert store.seen("city-a", ["mastodon/old-0", "mastodon/new-0"]) == {"mastodon/new-0"}
+
+
+def test_too_many_waiting_evaluations_are_turned_away(alerting: Running) -> None:
+    alerting.put(rule("all", "query_match", threshold=100))
+    extra = 4
+    with futures.ThreadPoolExecutor(MAX_QUEUED_EVALUATIONS + extra) as pool:
+        with alerting.alerting._evaluation:  # an evaluation in progress: every call has to wait
+            pending = [
+                pool.submit(alerting.evaluate, [enriched(f"call-{i}", MONDAY)])
+                for i in range(MAX_QUEUED_EVALUATIONS + extra)
+            ]
+            finished = futures.as_completed(pending, timeout=30)
+            turned_away = [next(finished).exception() for _ in range(extra)]
+            time.sleep(0.5)
+            assert sum(f.done() for f in pending) == extra  # the others wait their turn
+        answered = [f.result().evaluated for f in pending if f.exception(timeout=30) is None]
+    assert all(isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for e in turned_away)
+    assert answered == [1] * MAX_QUEUED_EVALUATIONS
