@@ -1,0 +1,96 @@
+"""Posts ingested here reach a search hit through real inference, search and alerting processes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+
+from civic.listening.v1 import post_pb2, search_pb2, search_pb2_grpc
+from services.common.launch import free_port, spawn, stop_pid, wait_healthy
+from services.common.settings import Settings
+from services.ingestion.forwarder import Forwarder
+from services.ingestion.service import Ingestion
+from services.ingestion.spool import SqliteSpool
+
+pytestmark = pytest.mark.slow
+
+TENANT = "ingest-pipeline"
+
+
+@pytest.fixture
+def downstream(
+    elasticsearch_url: str, inference_target: str, tmp_path: Path
+) -> Iterator[Settings]:
+    """Search and alerting processes on free ports, with their settings for the forwarder."""
+    search_port, alerting_port = free_port(), free_port()
+    env = {
+        "ES_URL": elasticsearch_url,
+        "CIVIC_INDEX_PREFIX": f"test-ingest-{uuid.uuid4().hex[:8]}",
+        "CIVIC_ES_REFRESH_ON_INDEX": "true",
+        "CIVIC_SEARCH_PORT": str(search_port),
+        "CIVIC_ALERTING_PORT": str(alerting_port),
+        "CIVIC_ALERTING_STATE_PATH": str(tmp_path / "alerting.sqlite3"),
+        "CIVIC_INFERENCE_TARGET": inference_target,
+    }
+    processes = [
+        spawn(["services.search"], env, tmp_path / "search.log"),
+        spawn(["services.alerting"], env, tmp_path / "alerting.log"),
+    ]
+    try:
+        for process, port in zip(processes, (search_port, alerting_port), strict=True):
+            wait_healthy(f"127.0.0.1:{port}", 60, process=process)
+        yield Settings(
+            spool_path=tmp_path / "spool.sqlite3",
+            inference_target=inference_target,
+            search_target=f"127.0.0.1:{search_port}",
+            alerting_target=f"127.0.0.1:{alerting_port}",
+            forward_batch_size=8,
+        )
+    finally:
+        for process in processes:
+            stop_pid(process.pid)
+
+
+def make_post(post_id: str, text: str, author: str) -> post_pb2.Post:
+    post = post_pb2.Post(
+        id=post_id, tenant=TENANT, channel="webhook", text=text, author=post_pb2.Author(id=author)
+    )
+    post.created_at.FromDatetime(datetime.now(UTC) - timedelta(minutes=10))
+    return post
+
+
+def test_posts_go_all_the_way_to_a_search_hit(downstream: Settings) -> None:
+    spool = SqliteSpool(downstream.spool_path, downstream.spool_max_pending)
+    ingestion = Ingestion(downstream, spool)
+    forwarder = Forwarder(downstream, spool).start()
+    try:
+        posts = [
+            make_post("leak", "Huge water leak on Birch Road, call me at 555-123-4567 for details.", "a"),
+            *(make_post(f"other-{n}", f"Library opening hours changed for branch {n} this week.", f"b{n}")
+              for n in range(12)),
+        ]
+        reply = ingestion.ingest(posts)
+        assert reply.accepted == len(posts)
+        deadline = time.monotonic() + 180
+        while (stats := ingestion.stats()).pending and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert (stats.pending, stats.forwarded, stats.last_error) == (0, len(posts), "")
+    finally:
+        forwarder.stop()
+        spool.close()
+
+    with grpc.insecure_channel(downstream.search_target) as chan:
+        hits = search_pb2_grpc.SearchServiceStub(chan).Search(
+            search_pb2.SearchRequest(tenant=TENANT, query="water leak"), timeout=30
+        ).hits
+    assert [hit.post.post.id for hit in hits] == ["leak"]
+    found = hits[0].post
+    assert found.post.text == "Huge water leak on Birch Road, call me at [PHONE] for details."
+    assert found.post.language == "en"
+    assert found.enrichment.sentiment != post_pb2.SENTIMENT_LABEL_UNSPECIFIED
