@@ -331,6 +331,12 @@ def test_old_windows_and_remembered_posts_are_pruned(alerting: Running) -> None:
     alerting.evaluate(spread("new", 2, MONDAY + timedelta(days=31), HOUR))
     assert store.window("city-a", "all", int(MONDAY.timestamp())) is None
     assert store.seen("city-a", ["mastodon/old-0", "mastodon/new-0"]) == {"mastodon/new-0"}
+    # A straggler older than the kept history is remembered but neither counted nor alerted on.
+    alerting.put(rule("any", "query_match", threshold=1))
+    alerting.evaluate(spread("recent", 1, MONDAY + timedelta(days=31), HOUR))
+    assert list(alerting.evaluate([enriched("straggler", MONDAY - timedelta(days=1))]).fired) == []
+    assert store.window("city-a", "any", int((MONDAY - timedelta(days=1)).timestamp())) is None
+    assert [a.window_start.ToDatetime(tzinfo=UTC) for a in alerting.alerts()] == [MONDAY + timedelta(days=31)]
 
 
 def test_too_many_waiting_evaluations_are_turned_away(alerting: Running) -> None:

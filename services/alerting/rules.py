@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -163,9 +163,3 @@ def summary(rule: alerting_pb2.Rule, start: int, counts: WindowCounts, usual: fl
         return f"{counts.count} posts{about} {span}, {counts.count / usual:.1f}x the usual {usual:g} per window."
     return f"{counts.negative_percent:.0f}% of {counts.count} posts{about} {span} were negative."
 
-
-def rules_by_tenant(rules: Iterable[alerting_pb2.Rule]) -> dict[str, list[alerting_pb2.Rule]]:
-    grouped: dict[str, list[alerting_pb2.Rule]] = {}
-    for rule in rules:
-        grouped.setdefault(rule.tenant, []).append(rule)
-    return grouped

@@ -122,8 +122,11 @@ class Alerting:
 
     def _evaluate(self, posts: Sequence[post_pb2.EnrichedPost]) -> list[alerting_pb2.Alert]:
         deltas = self._count_new_posts(posts)
+        horizons = self._horizons(deltas)
         fired: list[alerting_pb2.Alert] = []
         for tenant, rule_id, start in sorted(deltas, key=lambda key: (key[2], key[0], key[1])):
+            if start < horizons[(tenant, rule_id)]:
+                continue  # older than the kept history: its baseline and neighbours are gone
             rule = self._rules[tenant][rule_id]
             counts = self.store.window(tenant, rule_id, start) or WindowCounts()
             counts.merge(deltas[(tenant, rule_id, start)])
@@ -159,6 +162,17 @@ class Alerting:
                         deltas.setdefault((tenant, rule.id, start), WindowCounts()).add(observed)
             self.store.mark_seen(tenant, ((key, post.post.created_at.seconds) for key, post in fresh.items()))
         return deltas
+
+    def _horizons(self, deltas: dict[WindowKey, WindowCounts]) -> dict[tuple[str, str], int]:
+        """Per touched rule, the oldest window start still kept once this batch is counted."""
+        newest: dict[tuple[str, str], int] = {}
+        for tenant, rule_id, start in deltas:
+            newest[(tenant, rule_id)] = max(newest.get((tenant, rule_id), start), start)
+        horizons = {}
+        for (tenant, rule_id), start in newest.items():
+            latest = max(start, self.store.latest_window(tenant, rule_id) or start)
+            horizons[(tenant, rule_id)] = latest - retention_s(self._rules[tenant][rule_id])
+        return horizons
 
     def _update_alert(
         self, rule: alerting_pb2.Rule, start: int, counts: WindowCounts
