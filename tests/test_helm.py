@@ -269,6 +269,10 @@ def test_config_map_holds_only_real_settings(render_chart: RenderChart) -> None:
         unknown = {key for key in data if not key.startswith("OTEL_")} - known
         assert not unknown, f"{profile}: not settings of services/common/settings.py: {unknown}"
         assert data["CIVIC_BIND_HOST"] == "0.0.0.0"
+        for name, spec in pod_specs(render_chart(*PROFILES[profile])):
+            env = {e["name"] for container in spec["containers"] for e in container.get("env", [])}
+            unknown = {key for key in env if key.startswith(("CIVIC_", "ES_"))} - known
+            assert not unknown, f"{profile} {name}: not settings of services/common/settings.py: {unknown}"
 
 
 # --- inference cluster ---------------------------------------------------------------------------

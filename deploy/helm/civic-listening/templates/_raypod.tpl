@@ -50,6 +50,8 @@ spec:
         - {name: CIVIC_MODEL_CACHE_DIR, value: {{ $inf.modelCacheDir | quote }}}
         - {name: CIVIC_INFERENCE_NUM_GPUS, value: {{ ternary "1" "0" $inf.gpu.enabled | quote }}}
         - {name: CIVIC_INFERENCE_REPLICAS, value: {{ $inf.modelServer.replicas | quote }}}
+        # Torch would otherwise size its thread pool to the node's cores, not the replica's share.
+        - {name: CIVIC_TORCH_THREADS, value: {{ max 1 (int (ceil $inf.modelServer.numCpus)) | quote }}}
         {{- if $inf.topics }}
         - {name: CIVIC_TOPICS_FILE, value: /etc/civic/files/topics.yaml}
         {{- end }}
