@@ -92,7 +92,8 @@ class Alerting:
             if previous is not None and counting_identity(previous) != counting_identity(stored):
                 self.store.drop_windows(stored.tenant, stored.id)
             self.store.put_rule(stored)
-            self._rules.setdefault(stored.tenant, {})[stored.id] = stored
+            # A new dict, not an update in place: list_rules reads without the lock.
+            self._rules[stored.tenant] = {**self._rules.get(stored.tenant, {}), stored.id: stored}
         return stored
 
     def list_rules(self, tenant: str) -> list[alerting_pb2.Rule]:
