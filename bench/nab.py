@@ -24,7 +24,7 @@ from statistics import median
 
 import numpy as np
 
-from services.alerting.anomaly import DEFAULT_SENSITIVITY, VolumeAnomalyDetector
+from services.alerting.anomaly import DEFAULT_SENSITIVITY, MIN_SPREAD, VolumeAnomalyDetector
 
 DEFAULT_DATA_DIR = Path("/work/shared/datasets/anomaly/nab")
 PROBATION_PERCENT = 0.15
@@ -168,8 +168,8 @@ def baseline_alerts(values: np.ndarray) -> np.ndarray:
     return alerts
 
 
-def detector_alerts(series: Series, sensitivity: float) -> np.ndarray:
-    detector = VolumeAnomalyDetector(sensitivity)
+def detector_alerts(series: Series, sensitivity: float, **settings: float) -> np.ndarray:
+    detector = VolumeAnomalyDetector(sensitivity, **settings)
     moments = (datetime.fromisoformat(t).replace(tzinfo=UTC).timestamp() for t in series.timestamps)
     return np.array([detector.update(float(v), m).alert for v, m in zip(series.values, moments, strict=True)])
 
@@ -240,6 +240,17 @@ def main() -> None:
         print(f"  {name:<6} picked {chosen:.2f}")
     print_table("held-out results", names, held_out)
 
+    print(f"\nrobustness: each structural setting halved and doubled, sensitivity {DEFAULT_SENSITIVITY}")
+    print(f"{'setting':<34}{'NAB':>7}{'recall':>8}{'FA/1k':>7}")
+    for setting, default in STRUCTURAL_DEFAULTS.items():
+        for factor in (0.5, 2.0):
+            varied = {setting: default * factor}
+            results = [
+                score_file(len(s.values), s.windows, detector_alerts(s, DEFAULT_SENSITIVITY, **varied)) for s in series
+            ]
+            nab, recall, false_rate = summary(results)
+            print(f"{f'{setting} = {default * factor:g}':<34}{nab:>7.1f}{recall:>8.2f}{false_rate:>7.2f}")
+
 
 def choose_sensitivity(sweep: dict[float, list[FileResult]], series_indices: Iterable[int]) -> float:
     """Best NAB score averaged with the two neighbouring settings: a plateau, not a lucky spike.
@@ -258,6 +269,12 @@ def baseline_alerts_of(series: Series) -> np.ndarray:
     return baseline_alerts(series.values)
 
 
+STRUCTURAL_DEFAULTS = {
+    "level_halflife_s": 2 * 86_400.0,
+    "profile_halflife_days": 3.0,
+    "smoothing_halflife_s": 300.0,
+    "min_spread": MIN_SPREAD,
+}
 SENSITIVITY_GRID = tuple(round(0.48 + 0.02 * k, 2) for k in range(11))  # alert at z from 5.2 down to 3.2
 
 if __name__ == "__main__":

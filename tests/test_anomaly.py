@@ -61,11 +61,16 @@ def test_rejects_a_sensitivity_outside_the_open_unit_interval() -> None:
             VolumeAnomalyDetector(bad)
 
 
-def state_bytes(detector: VolumeAnomalyDetector) -> int:
-    """Everything the detector holds, measured from outside: arrays by buffer size, the rest by object size."""
+def state_bytes(holder: object) -> int:
+    """Everything an object holds, measured from outside: arrays by buffer, nested objects recursively."""
     total = 0
-    for value in vars(detector).values():
-        total += value.nbytes if isinstance(value, np.ndarray) else sys.getsizeof(value)
+    for value in vars(holder).values():
+        if isinstance(value, np.ndarray):
+            total += value.nbytes
+        elif hasattr(value, "__dict__"):
+            total += state_bytes(value)
+        else:
+            total += sys.getsizeof(value)
     return total
 
 
@@ -79,6 +84,7 @@ def test_state_does_not_grow_with_the_number_of_points() -> None:
         if i + 1 in (500, len(counts)):
             sizes[i + 1] = state_bytes(detector)
     assert sizes[500] == sizes[len(counts)]
+    assert sizes[500] < 4096
 
 
 def test_scores_stay_in_the_unit_interval_on_extreme_input() -> None:

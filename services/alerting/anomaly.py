@@ -106,6 +106,7 @@ class VolumeAnomalyDetector:
         smoothing_halflife_s: float = 300.0,
         cooldown_s: float = SECONDS_PER_DAY,
         warmup_s: float = SECONDS_PER_DAY,
+        min_spread: float = MIN_SPREAD,
     ) -> None:
         chosen = DEFAULT_SENSITIVITY if sensitivity is None else sensitivity
         if not 0.0 < chosen < 1.0:
@@ -115,6 +116,7 @@ class VolumeAnomalyDetector:
         self._smoothing_halflife_s = smoothing_halflife_s
         self._cooldown_s = cooldown_s
         self._warmup_s = warmup_s
+        self._min_spread = min_spread
         self._daily = _CyclicProfile(SECONDS_PER_DAY, HOURS_PER_DAY, profile_halflife_days)
         self._spread = _CyclicProfile(SECONDS_PER_DAY, HOURS_PER_DAY, profile_halflife_days)
         self._level = math.nan
@@ -135,7 +137,7 @@ class VolumeAnomalyDetector:
         residual = y - self._level - self._daily.at(timestamp)
         self._smoothed += _decay(elapsed, self._smoothing_halflife_s) * (residual - self._smoothed)
         learnt_spread = self._spread.at(timestamp)
-        spread = max(learnt_spread if self._spread.known(timestamp) else abs(self._smoothed), MIN_SPREAD)
+        spread = max(learnt_spread if self._spread.known(timestamp) else abs(self._smoothed), self._min_spread)
         score = min(max(self._smoothed / spread, 0.0) / FULL_SCALE_Z, 1.0)
         warmed = timestamp - self._first_time >= self._warmup_s
         quiet = timestamp - self._last_alert >= self._cooldown_s
