@@ -112,3 +112,13 @@ def test_detect_csv_yields_one_record_per_row(tmp_path: Path) -> None:
     assert all(0.0 <= r["score"] <= 1.0 for r in records)
     assert any(r["alert"] for r in records[SPIKE_START : SPIKE_START + SPIKE_ROWS])
     assert sum(r["alert"] for r in list(detect_csv(path, sensitivity=0.95))) >= sum(r["alert"] for r in records)
+
+
+def test_detect_csv_names_the_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("timestamp,value\n2024-01-01 00:00:00,3\n2024-01-01 00:05:00,lots\n")
+    with pytest.raises(ValueError, match=r"bad.csv:3"):
+        list(detect_csv(path))
+    path.write_text("time,count\n2024-01-01 00:00:00,3\n")
+    with pytest.raises(ValueError, match="timestamp and value"):
+        list(detect_csv(path))

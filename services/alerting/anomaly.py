@@ -51,7 +51,7 @@ def _decay(elapsed_s: float, halflife_s: float) -> float:
 
 
 class _CyclicProfile:
-    """A value per position in a cycle (a day, a week), held as slot values interpolated between centres.
+    """A value per position in a cycle (here a day), held as slot values interpolated between centres.
 
     Interpolation keeps the profile continuous, so the turn of a slot is not read as a jump in volume.
     A slot learns as a running mean while it is new, then as an exponential average over
@@ -153,12 +153,22 @@ class VolumeAnomalyDetector:
 
 
 def detect_csv(path: Path, sensitivity: float | None = None) -> Iterator[AnomalyRecord]:
-    """Score a NAB-style `timestamp,value` CSV row by row, as `civic detect-anomalies --csv` prints it."""
+    """Score a NAB-style `timestamp,value` CSV row by row, as `civic detect-anomalies --csv` prints it.
+
+    Raises ValueError naming the line when a row cannot be read, so a bad file fails with a usable message.
+    """
     detector = VolumeAnomalyDetector(sensitivity)
     with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            moment = datetime.fromisoformat(row["timestamp"])
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not {"timestamp", "value"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: expected a header with timestamp and value columns")
+        for row in reader:
+            try:
+                moment = datetime.fromisoformat(row["timestamp"])
+                value = float(row["value"])
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{path}:{reader.line_num}: {error}") from error
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
-            verdict = detector.update(float(row["value"]), moment.timestamp())
+            verdict = detector.update(value, moment.timestamp())
             yield {"timestamp": row["timestamp"], "score": verdict.score, "alert": verdict.alert}
