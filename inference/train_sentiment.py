@@ -1,0 +1,264 @@
+"""Trains the shipped sentiment head and fits the relevance background; writes inference/artifacts/.
+
+    python -m inference.train_sentiment [--seed 0] [--data-dir ...] [--cache-dir ...]
+
+The encoder stays frozen: the head is a multinomial logistic regression over the same normalized
+"passage: " embedding that Enrich computes, trained on the UMSAB train splits of all 8 languages
+with its L2 strength chosen on the validation splits. Test splits are never read. Embeddings are
+cached under the model cache dir (keyed by encoder, sequence length and a digest of the texts), so a
+rerun takes seconds. Every figure printed is also written to the artifacts JSON, with the inputs'
+checksums, so a shipped weight can be traced to how it was made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from tokenizers import Tokenizer
+from transformers import BertModel
+
+from inference.encoder import ENCODER_VERSION, load_encoder, mean_pooled
+from inference.model import LABELS, PASSAGE_PREFIX, QUERY_PREFIX
+from inference.relevance import ARTIFACTS_DIR, CALIBRATION_FILE, CALIBRATION_JSON, Background, load_topics
+from services.common.settings import Settings
+
+LANGUAGES = ("arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish")
+DEFAULT_DATA_DIR = Path("/work/shared/datasets/sentiment")
+L2_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+BACKGROUND_QUANTILE = 0.99  # relevance 0.5 = closer to a topic than 99% of ordinary tweets
+BACKGROUND_MEDIAN_RELEVANCE = 0.02
+
+
+def read_lines(path: Path) -> list[str]:
+    # UMSAB files have no trailing newline: splitlines counts them right.
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class EmbeddingCache:
+    """Frozen-encoder embeddings of a list of texts, kept on disk as .npy by digest of the texts."""
+
+    def __init__(self, cache_dir: Path, max_length: int, batch_size: int) -> None:
+        self.directory = cache_dir / "embeddings" / f"{ENCODER_VERSION.replace('@', '-')}-len{max_length}"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._max_length, self._batch_size = max_length, batch_size
+        self._encoder: tuple[BertModel, Tokenizer] | None = None
+        self._cache_dir = cache_dir
+
+    def embed(self, texts: list[str], prefix: str) -> np.ndarray:
+        digest = hashlib.sha256(("\n".join(prefix + text for text in texts)).encode()).hexdigest()[:16]
+        path = self.directory / f"{digest}.npy"
+        if path.exists():
+            cached: np.ndarray = np.load(path)
+            return cached
+        if self._encoder is None:
+            self._encoder = load_encoder(self._cache_dir)
+        model, tokenizer = self._encoder
+        started = time.monotonic()
+        vectors = mean_pooled(
+            model, tokenizer, [prefix + text for text in texts],
+            max_length=self._max_length, batch_size=self._batch_size,
+        ).numpy()
+        print(f"  embedded {len(texts)} texts in {time.monotonic() - started:.0f}s", flush=True)
+        staging = path.with_suffix(".tmp.npy")
+        np.save(staging, vectors)
+        staging.rename(path)
+        return vectors
+
+
+def confusion(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    matrix = np.zeros((len(LABELS), len(LABELS)), dtype=np.int64)
+    np.add.at(matrix, (truth, predicted), 1)
+    return matrix
+
+
+def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
+    matrix = confusion(truth, predicted)
+    hits = np.diag(matrix).astype(float)
+    precision = np.divide(hits, matrix.sum(axis=0), out=np.zeros(len(LABELS)), where=matrix.sum(axis=0) > 0)
+    recall = np.divide(hits, matrix.sum(axis=1), out=np.zeros(len(LABELS)), where=matrix.sum(axis=1) > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros(len(LABELS)), where=total > 0)
+    return float(f1.mean())
+
+
+def macro_recall(truth: np.ndarray, predicted: np.ndarray) -> float:
+    matrix = confusion(truth, predicted)
+    return float((np.diag(matrix) / matrix.sum(axis=1).clip(min=1)).mean())
+
+
+def fit_logistic(features: torch.Tensor, labels: torch.Tensor, l2: float, seed: int) -> torch.nn.Linear:
+    """Multinomial logistic regression on standardized features, folded back into one linear layer."""
+    torch.manual_seed(seed)
+    mean, std = features.mean(dim=0), features.std(dim=0).clamp(min=1e-6)
+    standardized = (features - mean) / std
+    head = torch.nn.Linear(features.shape[1], len(LABELS), dtype=torch.float64)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    optimizer = torch.optim.LBFGS(head.parameters(), max_iter=500, tolerance_grad=1e-9,
+                                  tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+
+    def loss_closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(head(standardized), labels) + l2 * head.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(loss_closure)  # type: ignore[no-untyped-call]
+    folded = torch.nn.Linear(features.shape[1], len(LABELS))
+    with torch.no_grad():
+        weight = head.weight / std
+        folded.weight.copy_(weight)
+        folded.bias.copy_(head.bias - weight @ mean)
+    return folded.float().eval()
+
+
+def predict(head: torch.nn.Linear, features: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        logits = head(torch.from_numpy(features).float())
+    predicted: np.ndarray = logits.argmax(dim=1).numpy()
+    return predicted
+
+
+def load_split(data_dir: Path, language: str, split: str) -> tuple[list[str], np.ndarray]:
+    folder = data_dir / "umsab" / language
+    texts = read_lines(folder / f"{split}_text.txt")
+    labels = np.array([int(label) for label in read_lines(folder / f"{split}_labels.txt")])
+    if len(texts) != len(labels):
+        raise ValueError(f"{folder}: {len(texts)} texts but {len(labels)} labels in {split}")
+    return texts, labels
+
+
+def fit_background(train: np.ndarray, topic_vectors: np.ndarray, components: int) -> tuple[Background, dict]:
+    """Background moments from the train tweets; the logistic midpoint at their 99th-percentile z."""
+    background = Background.fit(torch.from_numpy(train).double(), components)
+    background = Background(background.mean.float(), background.components.float(),
+                            background.residual_variance, 0.0, 1.0)
+    z = background.z_scores(torch.from_numpy(train), torch.from_numpy(topic_vectors)).numpy()
+    z_high, z_median = np.quantile(z, BACKGROUND_QUANTILE), np.quantile(z, 0.5)
+    z_scale = (z_high - z_median) / math.log(1 / BACKGROUND_MEDIAN_RELEVANCE - 1)
+    fitted = Background(background.mean, background.components, background.residual_variance,
+                        float(z_high), float(z_scale))
+    figures = {
+        "z_mean": float(z.mean()), "z_std": float(z.std()),
+        "share_over_threshold_per_topic": (fitted.relevance(torch.from_numpy(z)) >= 0.5).float().mean(dim=0).tolist(),
+    }
+    return fitted, figures
+
+
+def main() -> None:
+    settings = Settings()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--cache-dir", type=Path, default=settings.model_cache_dir)
+    parser.add_argument("--out-dir", type=Path, default=ARTIFACTS_DIR)
+    parser.add_argument("--max-length", type=int, default=settings.max_seq_length)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--components", type=int, default=64, help="principal components of the background")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    cache = EmbeddingCache(args.cache_dir, args.max_length, args.batch_size)
+
+    train_x, train_y, val = [], [], {}
+    inputs: dict[str, str] = {}
+    for language in LANGUAGES:
+        print(f"{language}:", flush=True)
+        for split in ("train", "val"):
+            texts, split_labels = load_split(args.data_dir, language, split)
+            for kind in ("text", "labels"):
+                path = args.data_dir / "umsab" / language / f"{split}_{kind}.txt"
+                inputs[str(path)] = sha256_file(path)
+            vectors = cache.embed(texts, PASSAGE_PREFIX)
+            if split == "train":
+                train_x.append(vectors)
+                train_y.append(split_labels)
+            else:
+                val[language] = (vectors, split_labels)
+    features = torch.from_numpy(np.concatenate(train_x)).double()
+    labels = torch.from_numpy(np.concatenate(train_y))
+
+    search = {}
+    for l2 in L2_GRID:
+        head = fit_logistic(features, labels, l2, args.seed)
+        scores = {lang: macro_f1(y, predict(head, x)) for lang, (x, y) in val.items()}
+        search[l2] = float(np.mean(list(scores.values())))
+        print(f"l2={l2:g}: mean val macro-F1 {100 * search[l2]:.1f}", flush=True)
+    best_l2 = max(search, key=search.__getitem__)
+    head = fit_logistic(features, labels, best_l2, args.seed)
+    per_language = {lang: macro_f1(y, predict(head, x)) for lang, (x, y) in val.items()}
+
+    tweeteval_dir = args.data_dir / "tweeteval"
+    seen = set(read_lines(args.data_dir / "umsab" / "english" / "train_text.txt"))
+    tweets, tweet_labels = read_lines(tweeteval_dir / "val_text.txt"), read_lines(tweeteval_dir / "val_labels.txt")
+    unseen = [(text, int(label)) for text, label in zip(tweets, tweet_labels, strict=True) if text not in seen]
+    for name in ("val_text.txt", "val_labels.txt"):
+        inputs[str(tweeteval_dir / name)] = sha256_file(tweeteval_dir / name)
+    unseen_x = cache.embed([text for text, _ in unseen], PASSAGE_PREFIX)
+    tweeteval_recall = macro_recall(np.array([label for _, label in unseen]), predict(head, unseen_x))
+
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    head_path = args.out_dir / "sentiment_head.safetensors"
+    save_file({"weight": head.weight.detach().contiguous(), "bias": head.bias.detach().contiguous()},
+              str(head_path), metadata={"labels": ",".join(LABELS), "encoder": ENCODER_VERSION})
+
+    topics = load_topics(None)
+    topic_vectors = cache.embed(list(topics.values()), QUERY_PREFIX)
+    background, background_figures = fit_background(features.float().numpy(), topic_vectors, args.components)
+    val_all = torch.from_numpy(np.concatenate([x for x, _ in val.values()]))
+    val_relevance = background.relevance(background.z_scores(val_all, torch.from_numpy(topic_vectors)))
+    relevance_figures = {
+        "background_train": background_figures,
+        "val_share_over_threshold_per_topic": dict(
+            zip(topics, (val_relevance >= 0.5).float().mean(dim=0).tolist(), strict=True)
+        ),
+    }
+    background.save(args.out_dir / CALIBRATION_FILE.name, args.out_dir / CALIBRATION_JSON.name, {
+        "method": "z-score of the cosine against the UMSAB train tweets' cosine distribution for the topic "
+                  "(mean and principal components of their embeddings); relevance = "
+                  "sigmoid((z - z_midpoint) / z_scale)",
+        "encoder": ENCODER_VERSION, "components": args.components, "background_quantile": BACKGROUND_QUANTILE,
+        "background_median_relevance": BACKGROUND_MEDIAN_RELEVANCE, "figures": relevance_figures,
+        "background_tensors_sha256": sha256_file(args.out_dir / CALIBRATION_FILE.name),
+    })
+
+    record = {
+        "encoder": ENCODER_VERSION,
+        "head": {"file": head_path.name, "sha256": sha256_file(head_path), "labels": list(LABELS)},
+        "features": f"L2-normalized mean-pooled '{PASSAGE_PREFIX}' embedding, max_length {args.max_length}",
+        "hyper_parameters": {"l2_grid": list(L2_GRID), "l2": best_l2, "optimizer": "LBFGS (strong Wolfe), "
+                             "max_iter 500, standardized features folded into the layer", "seed": args.seed,
+                             "batch_size_for_embedding": args.batch_size},
+        "data": {"train": "UMSAB train, 8 languages (14,712 tweets)", "model_selection": "UMSAB val",
+                 "inputs_sha256": inputs, "tweeteval_unseen_val_tweets": len(unseen)},
+        "figures": {
+            "l2_search_mean_val_macro_f1": {str(k): v for k, v in search.items()},
+            "umsab_val_macro_f1": per_language,
+            "umsab_val_macro_f1_mean": float(np.mean(list(per_language.values()))),
+            "tweeteval_val_unseen_macro_recall": tweeteval_recall,
+        },
+    }
+    (args.out_dir / "sentiment.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+    print(f"\nchosen l2 = {best_l2:g}")
+    for language, score in per_language.items():
+        print(f"  {language:<11} val macro-F1 {100 * score:.1f}")
+    print(f"  {'mean':<11} val macro-F1 {100 * record['figures']['umsab_val_macro_f1_mean']:.1f}")  # type: ignore[index]
+    print(f"TweetEval val ({len(unseen)} tweets unseen in training): macro-recall {100 * tweeteval_recall:.1f}")
+    print(f"relevance >= 0.5 on UMSAB val, per topic: {relevance_figures['val_share_over_threshold_per_topic']}")
+    print(f"head sha256 {record['head']['sha256']}")  # type: ignore[index]
+
+
+if __name__ == "__main__":
+    main()
