@@ -32,7 +32,9 @@ _DTYPE_F32, _DTYPE_Q4 = 0, 1
 _METASPACE = "\u2581"
 
 # e5.c's per-codepoint normalization map equals NFKC except for these: control characters are
-# dropped, odd spaces (and the metaspace marker itself) become a plain space.
+# dropped, odd spaces (and the metaspace marker itself) become a plain space. Known differences left:
+# NFKC also folds 74 rare code points the map keeps (e.g. U+FF5E fullwidth tilde, newer Unicode
+# additions) and composes decomposed accents ("e" + U+0301 -> "é") as XLM-R's own tokenizer does.
 _DROPPED = "[\x01-\x08\x0b\x0e-\x1f\x7f\x8f\x9f]"
 _AS_SPACE = "[\t\n\x0c\r\u1680\u200b-\u200f\u2028\u2029\u2581\ufeff\ufffd]"
 

@@ -90,6 +90,7 @@ class Background:
             "residual_variance": self.residual_variance,
             "z_midpoint": self.z_midpoint,
             "z_scale": self.z_scale,
+            "tensors": {"file": tensors_path.name, "sha256": hashlib.sha256(tensors_path.read_bytes()).hexdigest()},
             **extra,
         }
         json_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

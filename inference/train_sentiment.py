@@ -32,7 +32,7 @@ from services.common.settings import Settings
 
 LANGUAGES = ("arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish")
 DEFAULT_DATA_DIR = Path("/work/shared/datasets/sentiment")
-L2_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+L2_GRID = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 BACKGROUND_QUANTILE = 0.99  # relevance 0.5 = closer to a topic than 99% of ordinary tweets
 BACKGROUND_MEDIAN_RELEVANCE = 0.02
 
@@ -230,7 +230,6 @@ def main() -> None:
                   "sigmoid((z - z_midpoint) / z_scale)",
         "encoder": ENCODER_VERSION, "components": args.components, "background_quantile": BACKGROUND_QUANTILE,
         "background_median_relevance": BACKGROUND_MEDIAN_RELEVANCE, "figures": relevance_figures,
-        "background_tensors_sha256": sha256_file(args.out_dir / CALIBRATION_FILE.name),
     })
 
     record = {

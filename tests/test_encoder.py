@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,4 @@ def test_concurrent_builds_leave_one_complete_cache(tmp_path: Path) -> None:
     assert sorted(path.name for path in tmp_path.iterdir()) == [encoder_dir(tmp_path).name]
     model, tokenizer = load_encoder(tmp_path)
     assert model.config.hidden_size == 384 and tokenizer.get_vocab_size() == 250002
+    shutil.rmtree(tmp_path)  # half a gigabyte: not worth keeping for post-mortems
