@@ -2,7 +2,8 @@
 
 Everything reads the same L2-normalized, mean-pooled "passage: " embedding: the sentiment head is a
 linear layer over it (inference/train_sentiment.py) and relevance compares it with the topic
-descriptions embedded as "query: " (E5's asymmetric convention: topics ask, posts answer).
+descriptions, embedded the same way: short keyword descriptions matched posts better as passages
+than as E5 queries, across languages (the figures are in inference/artifacts/README.md).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class EnrichmentModel:
         self._batch_size = batch_size
         device = encoder.device
         self._head = sentiment_head.to(device)
-        descriptions = [QUERY_PREFIX + description for description in topics.values()]
+        descriptions = [PASSAGE_PREFIX + description for description in topics.values()]
         self._topics = TopicScorer(list(topics), self._pooled(descriptions), background)
         self.versions = versions
 

@@ -26,7 +26,7 @@ from tokenizers import Tokenizer
 from transformers import BertModel
 
 from inference.encoder import ENCODER_VERSION, load_encoder, mean_pooled
-from inference.model import LABELS, PASSAGE_PREFIX, QUERY_PREFIX
+from inference.model import LABELS, PASSAGE_PREFIX
 from inference.relevance import ARTIFACTS_DIR, CALIBRATION_FILE, CALIBRATION_JSON, Background, load_topics
 from services.common.settings import Settings
 
@@ -214,7 +214,7 @@ def main() -> None:
               str(head_path), metadata={"labels": ",".join(LABELS), "encoder": ENCODER_VERSION})
 
     topics = load_topics(None)
-    topic_vectors = cache.embed(list(topics.values()), QUERY_PREFIX)
+    topic_vectors = cache.embed(list(topics.values()), PASSAGE_PREFIX)
     background, background_figures = fit_background(features.float().numpy(), topic_vectors, args.components)
     val_all = torch.from_numpy(np.concatenate([x for x, _ in val.values()]))
     val_relevance = background.relevance(background.z_scores(val_all, torch.from_numpy(topic_vectors)))
