@@ -48,15 +48,21 @@ def _prepare_environment(settings: Settings) -> None:
         os.environ.pop("RAY_ADDRESS", None)
 
 
-def _start_ray(settings: Settings) -> Path | None:
-    """Starts a private single-node Ray (returning its temp dir) or joins settings.ray_address."""
-    import ray
-
+def _private_temp_dir(settings: Settings) -> Path | None:
+    """A fresh directory for a private Ray's files; None when joining a cluster."""
     if settings.ray_address != "local":
-        ray.init(address=settings.ray_address, log_to_driver=False)
         return None
     # Ray's socket paths must stay under the 107-byte limit of Unix sockets: keep the root short.
-    temp_dir = Path(tempfile.mkdtemp(prefix="civray-", dir="/tmp"))
+    return Path(tempfile.mkdtemp(prefix="civray-", dir="/tmp"))
+
+
+def _start_ray(settings: Settings, temp_dir: Path | None) -> None:
+    """Starts a private single-node Ray in temp_dir, or joins settings.ray_address."""
+    import ray
+
+    if temp_dir is None:
+        ray.init(address=settings.ray_address, log_to_driver=False)
+        return
     ray.init(
         address="local",
         num_cpus=LOCAL_CPUS,
@@ -66,7 +72,6 @@ def _start_ray(settings: Settings) -> Path | None:
         _node_ip_address="127.0.0.1",
         _temp_dir=str(temp_dir),
     )
-    return temp_dir
 
 
 def _start_serve(settings: Settings) -> None:
@@ -90,7 +95,8 @@ def _stop(temp_dir: Path | None) -> None:
     from ray import serve
 
     try:
-        serve.shutdown()
+        if ray.is_initialized():  # serve.shutdown() would otherwise start a Ray of its own
+            serve.shutdown()
     finally:
         ray.shutdown()
         if temp_dir is not None:
@@ -112,9 +118,9 @@ def _serve(settings: Settings) -> None:
             raise _StopRequested  # out of serve.run, into the cleanup below
 
     serving = False
-    temp_dir = None
+    temp_dir = _private_temp_dir(settings)
     try:
-        temp_dir = _start_ray(settings)
+        _start_ray(settings, temp_dir)
         # After ray.init: Ray's core installs a handler that dies on SIGTERM without cleaning up.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, on_signal)
