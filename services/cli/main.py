@@ -26,6 +26,7 @@ from civic.listening.v1 import (
     search_pb2,
     search_pb2_grpc,
 )
+from services.alerting.anomaly import detect_csv
 from services.cli import render
 from services.cli.stack import Stack
 from services.common.grpc_server import channel
@@ -270,6 +271,19 @@ def classify(
                 post_pb2.SentimentLabel.Name(enrichment.sentiment).removeprefix("SENTIMENT_LABEL_").lower(),
                 {"negative": scores.negative, "neutral": scores.neutral, "positive": scores.positive},
             )
+
+
+@app.command("detect-anomalies")
+@friendly_errors
+def detect_anomalies(
+    csv: Annotated[Path, typer.Option(help="NAB-style timestamp,value CSV.", exists=True, dir_okay=False)],
+    sensitivity: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="0-1, higher alerts more; default: the product's.")
+    ] = None,
+) -> None:
+    """Score a volume series: one JSON line per row with timestamp, score in [0,1] and alert."""
+    for row in detect_csv(csv, sensitivity=sensitivity):
+        sys.stdout.write(json.dumps(row) + "\n")
 
 
 def emit(text: str, label: str, scores: dict[str, float]) -> None:
