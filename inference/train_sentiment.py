@@ -210,8 +210,9 @@ def main() -> None:
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     head_path = args.out_dir / "sentiment_head.safetensors"
+    # No metadata: safetensors writes it in hash-map order, which would change the file's sha256 per run.
     save_file({"weight": head.weight.detach().contiguous(), "bias": head.bias.detach().contiguous()},
-              str(head_path), metadata={"labels": ",".join(LABELS), "encoder": ENCODER_VERSION})
+              str(head_path))
 
     topics = load_topics(None)
     topic_vectors = cache.embed(list(topics.values()), PASSAGE_PREFIX)
