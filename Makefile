@@ -9,8 +9,8 @@ PROTOS := $(wildcard protos/civic/listening/v1/*.proto)
 .PHONY: demo test install proto lint up down clean
 
 demo: install
-	$(BIN)/civic up
-	CIVIC_DEMO=1 $(BIN)/civic demo
+	CIVIC_RULES_FILE=$(CURDIR)/examples/rules.yaml $(BIN)/civic up
+	$(BIN)/civic demo --file examples/posts.jsonl
 
 test: install $(BUF)
 	$(BIN)/pytest
