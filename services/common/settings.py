@@ -80,6 +80,9 @@ class Settings(BaseSettings):
 
     # --- telemetry -----------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Log level of every process.")
+    otlp_receiver_port: int = Field(
+        4317, description="Port of the local OTLP receiver `civic up` starts when no OTLP endpoint is set."
+    )
 
 
 @lru_cache(maxsize=1)
