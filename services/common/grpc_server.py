@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.common import telemetry
 from services.common.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from services.common.settings import Settings
 
@@ -60,7 +61,9 @@ class GrpcServer:
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ]
         self.server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=settings.grpc_workers), options=options
+            futures.ThreadPoolExecutor(max_workers=settings.grpc_workers),
+            options=options,
+            interceptors=telemetry.server_interceptors(),
         )
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -98,11 +101,13 @@ class GrpcServer:
 
 
 def channel(target: str, settings: Settings) -> grpc.Channel:
-    """A client channel with the same message limits as the servers."""
-    return grpc.insecure_channel(
-        target,
-        options=[
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-        ],
+    """A client channel with the same message limits as the servers, traced when tracing is on."""
+    return telemetry.instrument_channel(
+        grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.max_send_message_length", settings.max_message_bytes),
+            ],
+        )
     )
