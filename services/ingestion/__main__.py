@@ -18,6 +18,7 @@ def main() -> None:
     settings = get_settings()
     telemetry.setup("ingestion", settings.log_level)
     spool = SqliteSpool(settings.spool_path, settings.spool_max_pending)
+    telemetry.observe_spool_depth(lambda: spool.stats().pending)
     forwarder = Forwarder(settings, spool)
     server = build_server(settings, Ingestion(settings, spool, last_error=forwarder.last_error)).start()
     forwarder.start()

@@ -15,8 +15,6 @@ from functools import partial
 from typing import TypeVar
 
 import grpc
-from opentelemetry import trace
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from civic.listening.v1 import (
     alerting_pb2,
@@ -27,9 +25,9 @@ from civic.listening.v1 import (
     search_pb2,
     search_pb2_grpc,
 )
+from services.common import telemetry
 from services.common.grpc_server import channel
 from services.common.settings import Settings
-from services.common.telemetry import tracer
 from services.ingestion.spool import Spool, SpooledPost
 
 log = logging.getLogger(__name__)
@@ -124,14 +122,12 @@ class Forwarder:
 
     def forward(self, batch: Sequence[SpooledPost]) -> None:
         """Sends one batch through the three stages and records each post's end state."""
-        links = [
-            trace.Link(context)
-            for spooled in batch
-            if spooled.trace_context
-            and (context := _span_context(spooled.trace_context)) is not None
-        ]
-        with tracer(__name__).start_as_current_span("forward_posts", links=links) as span:
-            span.set_attribute("civic.posts", len(batch))
+        # Joins the trace stored with the posts (even after a restart), linking the other posts'.
+        traces = [spooled.trace_context for spooled in batch]
+        with telemetry.span_joining("forward_posts", traces, tracer_name=__name__) as span:
+            if span.is_recording():
+                telemetry.describe_batch(span, [post_pb2.Post.FromString(s.payload) for s in batch])
+            telemetry.record_batch("forward", len(batch))
             try:
                 forwarded, failed = self._forward_all(batch)
             except Refused as exc:
@@ -140,6 +136,7 @@ class Forwarder:
                 else:
                     forwarded, failed = self._forward_one_by_one(batch)
         self.spool.mark_forwarded(forwarded, failed)
+        telemetry.count_dead_lettered(len(failed))
         self._set_error("")
         if failed:
             log.warning("downstream refused %d posts: %s", len(failed), sorted(set(failed.values()))[:5])
@@ -163,6 +160,7 @@ class Forwarder:
             post_pb2.EnrichedPost(post=post, enrichment=enrichment)
             for post, enrichment in zip(posts, self._enrich(posts), strict=True)
         ]
+        telemetry.count_posts("enriched", posts)
         refused = self._index(enriched)
         failed = {
             spooled.seq: f"IndexPosts: {refused[post.id]}"
@@ -170,6 +168,7 @@ class Forwarder:
             if post.id in refused
         }
         to_evaluate = [e for spooled, e in zip(batch, enriched, strict=True) if spooled.seq not in failed]
+        telemetry.count_posts("indexed", [e.post for e in to_evaluate])
         if to_evaluate:
             request = alerting_pb2.EvaluatePostsRequest(posts=to_evaluate)
             self._call("EvaluatePosts", lambda: self._alerting.EvaluatePosts(request, timeout=self._timeout))
@@ -208,9 +207,3 @@ class Forwarder:
             attempt += 1
             if self._stop.wait(delay):
                 raise Stopping()
-
-
-def _span_context(traceparent: str) -> trace.SpanContext | None:
-    context = TraceContextTextMapPropagator().extract({"traceparent": traceparent})
-    span_context = trace.get_current_span(context).get_span_context()
-    return span_context if span_context.is_valid else None

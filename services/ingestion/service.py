@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from civic.listening.v1 import ingestion_pb2, post_pb2
+from services.common import telemetry
 from services.common.errors import InvalidArgument
 from services.common.settings import Settings
 from services.common.telemetry import tracer
@@ -67,7 +68,7 @@ class Ingestion:
                 "posts", f"must contain at most {self.settings.max_batch_posts} posts, got {len(posts)}"
             )
         with tracer(__name__).start_as_current_span("ingest_posts") as span:
-            span.set_attribute("civic.posts", len(posts))
+            telemetry.describe_batch(span, posts)
             results, candidates = self._validate(posts)
             self._spool(candidates, results, current_traceparent())
         response = ingestion_pb2.IngestPostsResponse(results=results)
@@ -128,6 +129,8 @@ class Ingestion:
             )
         for (i, _), kept in zip(candidates, stored, strict=True):
             results[i].outcome = ACCEPTED if kept else DUPLICATE
+        telemetry.count_rejected(rejected)
+        telemetry.count_posts("ingested", [post for (_, post), kept in zip(candidates, stored, strict=True) if kept])
 
     def stats(self) -> ingestion_pb2.GetIngestionStatsResponse:
         counts = self.spool.stats()
