@@ -191,6 +191,28 @@ def rpc_attributes(full_method: str) -> dict[str, Any]:
     return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
 
 
+def server_span(full_method: str, traceparent_: str | None) -> contextlib.AbstractContextManager[trace.Span]:
+    """A SERVER span continuing the caller's traceparent, where no interceptor can be installed
+    (Ray Serve's gRPC proxy hands the metadata to the deployment instead)."""
+    return span_joining(
+        full_method.strip("/"), [traceparent_ or ""], rpc_attributes(full_method), trace.SpanKind.SERVER
+    )
+
+
+@contextlib.contextmanager
+def model_batch(
+    task: str, traceparents: Sequence[str], size: int, model: str, device: str
+) -> Iterator[trace.Span]:
+    """One model pass over a batch merged from several callers: a span linked to each caller's
+    span, plus the batch size and latency histograms."""
+    attributes = {"civic.batch.size": size, "civic.model": model, "civic.device": device, "civic.task": task}
+    started = time.perf_counter()
+    with span_joining(f"model.{task}", traceparents, attributes) as span:
+        yield span
+    record_batch("inference", size, **{"civic.task": task})
+    record_inference(time.perf_counter() - started, model, device, task)
+
+
 # --- gRPC ----------------------------------------------------------------------------------------
 
 
