@@ -29,6 +29,7 @@ from services.alerting.rules import (
     window_start,
 )
 from services.alerting.store import AlertStore
+from services.common import telemetry
 from services.common.errors import InvalidArgument, ResourceExhausted
 from services.common.settings import Settings
 from services.common.validation import require_channel, require_tenant
@@ -116,8 +117,10 @@ class Alerting:
         if not self._queue.acquire(blocking=False):
             raise ResourceExhausted(f"more than {MAX_QUEUED_EVALUATIONS} evaluations waiting; retry later")
         try:
-            with self._evaluation, self.store.transaction():
-                return self._evaluate(posts)
+            with telemetry.tracer(__name__).start_as_current_span("evaluate_posts") as span:
+                telemetry.describe_batch(span, [p.post for p in posts])
+                with self._evaluation, self.store.transaction():
+                    return self._evaluate(posts)
         finally:
             self._queue.release()
 
@@ -202,6 +205,9 @@ class Alerting:
         self.store.put_alert(alert)
         if existing is None:
             log.info("alert %s fired: %s %s", alert.id, rule.tenant, alert.summary)
+            telemetry.count_alert(
+                rule.tenant, rule.id, alerting_pb2.Severity.Name(rule.severity), alert.priority
+            )
             return alert
         return None
 

@@ -14,6 +14,7 @@ from typing import Any
 from elasticsearch import Elasticsearch, helpers
 
 from civic.listening.v1 import post_pb2
+from services.common import telemetry
 from services.common.errors import InvalidArgument
 from services.common.validation import require_channel, require_tenant
 from services.search.client import elasticsearch_errors
@@ -68,6 +69,12 @@ class Indexer:
 
     def index(self, posts: Sequence[post_pb2.EnrichedPost]) -> IndexOutcome:
         validate_posts(posts)
+        # The client's own spans (db.system elasticsearch) for the bulk calls nest under this one.
+        with telemetry.tracer(__name__).start_as_current_span("index_posts") as span:
+            telemetry.describe_batch(span, [p.post for p in posts])
+            return self._index(posts)
+
+    def _index(self, posts: Sequence[post_pb2.EnrichedPost]) -> IndexOutcome:
         outcome = IndexOutcome()
         # Retried items come back out of order, so results are matched to posts by document id.
         post_ids = {document_id(p.post.tenant, p.post.channel, p.post.id): p.post.id for p in posts}
