@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -23,6 +23,7 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from civic.listening.v1 import inference_pb2, post_pb2
+from services.common import telemetry
 from services.common.errors import InvalidArgument
 from services.common.settings import Settings, get_settings
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name
+ENRICH_METHOD = f"/{SERVICE_NAME}/Enrich"
+EMBED_METHOD = f"/{SERVICE_NAME}/Embed"
 GRPC_SERVICER_FUNCTIONS = [
     "civic.listening.v1.inference_pb2_grpc.add_InferenceServiceServicer_to_server",
     "grpc_health.v1.health_pb2_grpc.add_HealthServicer_to_server",
@@ -131,6 +134,15 @@ def count_texts(chunks: list[list[str]]) -> int:
     return sum(len(chunk) for chunk in chunks)
 
 
+class Chunk(list[str]):
+    """The texts of one handle call, with the traceparent of the request they belong to, so that the
+    batch they get merged into can link back to every request it serves."""
+
+    def __init__(self, texts: Iterable[str], trace: str) -> None:
+        super().__init__(texts)
+        self.trace = trace
+
+
 # --- deployments ---------------------------------------------------------------------------------
 
 
@@ -138,10 +150,14 @@ class ModelServer:
     """Holds one EnrichmentModel and runs it on batches merged across all callers."""
 
     def __init__(self, settings: Settings) -> None:
+        import torch
+
         from inference.model import EnrichmentModel  # torch stays out of the ingress and driver
 
+        telemetry.setup("inference", settings.log_level)  # each replica is a process of its own
         self._model: EnrichmentModel = EnrichmentModel.from_settings(settings)
         self._versions = dict(self._model.versions)
+        self._device = "cuda" if torch.cuda.is_available() else "cpu"
         batched_methods: list[Any] = [self.enrich, self.embed_queries, self.embed_passages]
         for batched in batched_methods:
             batched.set_max_batch_size(settings.inference_max_batch_size)
@@ -149,26 +165,31 @@ class ModelServer:
         log.info("model ready: %s", self._versions)
 
     @serve.batch(batch_size_fn=count_texts)
-    async def enrich(self, chunks: list[list[str]]) -> list[list[post_pb2.Enrichment]]:
+    async def enrich(self, chunks: list[Chunk]) -> list[list[post_pb2.Enrichment]]:
         texts = [text for chunk in chunks for text in chunk]
-        # A worker thread keeps the replica's event loop free to queue the next batch meanwhile.
-        results = await asyncio.to_thread(self._model.enrich, texts)
+        traces = [chunk.trace for chunk in chunks]
+        with telemetry.model_batch("enrich", traces, len(texts), self._versions["encoder"], self._device):
+            # A worker thread keeps the replica's event loop free to queue the next batch meanwhile.
+            results = await asyncio.to_thread(self._model.enrich, texts)
         return split_like(chunks, [to_enrichment(result, self._versions) for result in results])
 
     @serve.batch(batch_size_fn=count_texts)
-    async def embed_queries(self, chunks: list[list[str]]) -> list[list[list[float]]]:
+    async def embed_queries(self, chunks: list[Chunk]) -> list[list[list[float]]]:
         return await self._embed(chunks, is_query=True)
 
     @serve.batch(batch_size_fn=count_texts)
-    async def embed_passages(self, chunks: list[list[str]]) -> list[list[list[float]]]:
+    async def embed_passages(self, chunks: list[Chunk]) -> list[list[list[float]]]:
         return await self._embed(chunks, is_query=False)
 
     def encoder(self) -> str:
         return self._versions["encoder"]
 
-    async def _embed(self, chunks: list[list[str]], is_query: bool) -> list[list[list[float]]]:
+    async def _embed(self, chunks: list[Chunk], is_query: bool) -> list[list[list[float]]]:
         texts = [text for chunk in chunks for text in chunk]
-        vectors = await asyncio.to_thread(self._model.embed, texts, is_query)
+        traces = [chunk.trace for chunk in chunks]
+        task = "embed_query" if is_query else "embed_passage"
+        with telemetry.model_batch(task, traces, len(texts), self._versions["encoder"], self._device):
+            vectors = await asyncio.to_thread(self._model.embed, texts, is_query)
         return split_like(chunks, vectors)
 
 
@@ -176,6 +197,7 @@ class InferenceIngress:
     """The gRPC face of the application: one method per RPC, named as in the proto."""
 
     def __init__(self, model: DeploymentHandle, settings: Settings) -> None:
+        telemetry.setup("inference", settings.log_level)
         self._model = model
         self._settings = settings
         self._encoder: str | None = None
@@ -189,7 +211,9 @@ class InferenceIngress:
             pieces = await self._in_chunks(self._model.enrich.remote, texts)
             return inference_pb2.EnrichResponse(enrichments=[e for piece in pieces for e in piece])
 
-        return await guarded(answer, grpc_context, inference_pb2.EnrichResponse())
+        with telemetry.server_span(ENRICH_METHOD, grpc_context.traceparent()) as span:
+            telemetry.describe_batch(span, request.posts)
+            return await guarded(answer, grpc_context, inference_pb2.EnrichResponse())
 
     async def Embed(
         self, request: inference_pb2.EmbedRequest, grpc_context: RayServegRPCContext
@@ -205,7 +229,8 @@ class InferenceIngress:
                 encoder=self._encoder,
             )
 
-        return await guarded(answer, grpc_context, inference_pb2.EmbedResponse())
+        with telemetry.server_span(EMBED_METHOD, grpc_context.traceparent()):
+            return await guarded(answer, grpc_context, inference_pb2.EmbedResponse())
 
     # grpc.health.v1.Health/Check: the proxy routes it here by method name.
     async def Check(
@@ -218,10 +243,11 @@ class InferenceIngress:
         return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
 
     async def _in_chunks(
-        self, call: Callable[[list[str]], Awaitable[list[T]]], texts: list[str]
+        self, call: Callable[[Chunk], Awaitable[list[T]]], texts: list[str]
     ) -> list[list[T]]:
         size = self._settings.inference_max_batch_size
-        return list(await asyncio.gather(*(call(chunk) for chunk in chunked(texts, size))))
+        trace = telemetry.traceparent()
+        return list(await asyncio.gather(*(call(Chunk(chunk, trace)) for chunk in chunked(texts, size))))
 
 
 async def guarded(
