@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(20_000, description="Longest post text accepted.")
     forward_batch_size: int = Field(64, description="Posts per forwarder round trip.")
     redact_pii: bool = Field(True, description="Redact e-mails, phones, SSNs, card numbers.")
-    webhook_port: int = Field(50056, description="HTTP port of the webhook receiver; 0 turns it off.")
+    webhook_port: int = Field(0, description="HTTP port of the webhook receiver (e.g. 50056); 0 = off.")
     source_poll_tick_s: float = Field(1.0, description="How often the scheduler looks for due sources.")
     connector_timeout_s: float = Field(30.0, description="HTTP/WebSocket timeout of channel connectors.")
     connector_max_retries: int = Field(4, description="Retries of a 429/5xx answer within one poll.")

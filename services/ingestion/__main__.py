@@ -7,9 +7,12 @@ import logging
 from services.common import telemetry
 from services.common.settings import get_settings
 from services.ingestion.forwarder import Forwarder
+from services.ingestion.scheduler import Scheduler
 from services.ingestion.server import build_server
 from services.ingestion.service import Ingestion
+from services.ingestion.sources import SourceStore
 from services.ingestion.spool import SqliteSpool
+from services.ingestion.webhook_server import WebhookServer
 
 log = logging.getLogger("services.ingestion")
 
@@ -20,12 +23,22 @@ def main() -> None:
     spool = SqliteSpool(settings.spool_path, settings.spool_max_pending)
     telemetry.observe_spool_depth(lambda: spool.stats().pending)
     forwarder = Forwarder(settings, spool)
-    server = build_server(settings, Ingestion(settings, spool, last_error=forwarder.last_error)).start()
+    ingestion = Ingestion(settings, spool, last_error=forwarder.last_error)
+    sources = SourceStore(settings.spool_path)
+    scheduler = Scheduler(settings, sources, ingestion.ingest)
+    server = build_server(settings, ingestion, sources=sources).start()
+    webhooks = WebhookServer(scheduler, settings.bind_host, settings.webhook_port).start() \
+        if settings.webhook_port else None
     forwarder.start()
-    log.info("spool at %s", settings.spool_path)
+    scheduler.start()
+    log.info("spool at %s; webhooks on %s", settings.spool_path, webhooks.port if webhooks else "off")
 
     def shut_down() -> None:
+        if webhooks is not None:
+            webhooks.stop()
+        scheduler.stop()
         forwarder.stop()
+        sources.close()
         spool.close()
 
     server.serve_until_signal(on_stop=shut_down)
