@@ -28,6 +28,7 @@ from civic.listening.v1 import (
 )
 from services.alerting.anomaly import detect_csv
 from services.cli import render
+from services.cli import sources as sources_cli
 from services.cli.stack import Stack
 from services.common.grpc_server import channel
 from services.common.language import detect_language
@@ -35,6 +36,7 @@ from services.common.post_files import count_records, iter_posts
 from services.common.settings import Settings, get_settings
 
 app = typer.Typer(help="civic-listening: social listening for public services.", no_args_is_help=True)
+app.add_typer(sources_cli.app, name="sources")
 console = Console()
 err = Console(stderr=True)
 
