@@ -93,8 +93,10 @@ class VolumeAnomalyDetector:
     """Scores one series point by point; feed its points in time order.
 
     sensitivity is in (0, 1): an alert is raised when the score reaches 1 - sensitivity, so higher
-    sensitivity means more alerts. After an alert the detector stays quiet for a cooldown, because a
-    burst is one event to a person reading alerts, however many buckets it spans.
+    sensitivity means more alerts. `falling` scores how far volume sits below its expected level
+    instead (a flatline); everything the detector learns is the same either way. After an alert the
+    detector stays quiet for a cooldown, because a burst is one event to a person reading alerts,
+    however many buckets it spans.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class VolumeAnomalyDetector:
         cooldown_s: float = SECONDS_PER_DAY,
         warmup_s: float = SECONDS_PER_DAY,
         min_spread: float = MIN_SPREAD,
+        falling: bool = False,
     ) -> None:
         chosen = DEFAULT_SENSITIVITY if sensitivity is None else sensitivity
         if not 0.0 < chosen < 1.0:
@@ -117,6 +120,7 @@ class VolumeAnomalyDetector:
         self._cooldown_s = cooldown_s
         self._warmup_s = warmup_s
         self._min_spread = min_spread
+        self._direction = -1.0 if falling else 1.0
         self._daily = _CyclicProfile(SECONDS_PER_DAY, HOURS_PER_DAY, profile_halflife_days)
         self._spread = _CyclicProfile(SECONDS_PER_DAY, HOURS_PER_DAY, profile_halflife_days)
         self._level = math.nan
@@ -138,7 +142,7 @@ class VolumeAnomalyDetector:
         self._smoothed += _decay(elapsed, self._smoothing_halflife_s) * (residual - self._smoothed)
         learnt_spread = self._spread.at(timestamp)
         spread = max(learnt_spread if self._spread.known(timestamp) else abs(self._smoothed), self._min_spread)
-        score = min(max(self._smoothed / spread, 0.0) / FULL_SCALE_Z, 1.0)
+        score = min(max(self._direction * self._smoothed / spread, 0.0) / FULL_SCALE_Z, 1.0)
         warmed = timestamp - self._first_time >= self._warmup_s
         quiet = timestamp - self._last_alert >= self._cooldown_s
         alert = warmed and quiet and score >= 1.0 - self.sensitivity

@@ -7,12 +7,10 @@ posts always land in the same windows, whatever order or batches they arrive in.
 from __future__ import annotations
 
 import re
-import statistics
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from civic.listening.v1 import alerting_pb2, post_pb2
+from services.common import boolean_query
 from services.common.errors import InvalidArgument
 from services.common.validation import require_tenant
 
@@ -23,12 +21,28 @@ MAX_NAME_CHARS = 200
 MAX_QUERY_CHARS = 500
 BASELINE_WINDOWS = 24
 SAMPLE_POSTS = 5
-# Words and hashtags: a hashtag keeps its '#' so that a query can ask for the tag itself.
-WORD = re.compile(r"#?\w+")
+# Distinct authors and terms a window remembers; beyond them a window stops adding new ones.
+MAX_AUTHORS = 10_000
+MAX_TERMS = 2_000
+MAX_LABELS = 20
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
+# Labels the service sets on every alert; a rule cannot override them.
+RESERVED_LABELS = frozenset({"tenant", "rule", "kind", "severity", "alertname"})
+# Words shorter than this are not candidate new terms (articles, numbers); hashtags always are.
+MIN_TERM_CHARS = 4
 
 QUERY_MATCH = alerting_pb2.RULE_KIND_QUERY_MATCH
 VOLUME_SPIKE = alerting_pb2.RULE_KIND_VOLUME_SPIKE
 NEGATIVE_SHARE = alerting_pb2.RULE_KIND_NEGATIVE_SHARE
+VOLUME_DROP = alerting_pb2.RULE_KIND_VOLUME_DROP
+SENTIMENT_SHIFT = alerting_pb2.RULE_KIND_SENTIMENT_SHIFT
+NEW_TERM = alerting_pb2.RULE_KIND_NEW_TERM
+HIGH_REACH = alerting_pb2.RULE_KIND_HIGH_REACH
+CARDINALITY = alerting_pb2.RULE_KIND_CARDINALITY
+KINDS = (QUERY_MATCH, VOLUME_SPIKE, NEGATIVE_SHARE, VOLUME_DROP, SENTIMENT_SHIFT, NEW_TERM, HIGH_REACH, CARDINALITY)
+# Kinds scored by the online anomaly detector, fed the rule's closed windows in order.
+DETECTOR_KINDS = (VOLUME_SPIKE, VOLUME_DROP)
+KIND_WORDS = ", ".join(alerting_pb2.RuleKind.Name(kind).removeprefix("RULE_KIND_").lower() for kind in KINDS)
 
 
 def validate_rule(rule: alerting_pb2.Rule, prefix: str = "rule") -> alerting_pb2.Rule:
@@ -36,20 +50,34 @@ def validate_rule(rule: alerting_pb2.Rule, prefix: str = "rule") -> alerting_pb2
     require_tenant(rule.tenant, f"{prefix}.tenant")
     if not RULE_ID_PATTERN.match(rule.id):
         raise InvalidArgument(f"{prefix}.id", "must be 1-64 letters, digits, '-' or '_'")
-    if rule.kind not in (QUERY_MATCH, VOLUME_SPIKE, NEGATIVE_SHARE):
-        raise InvalidArgument(f"{prefix}.kind", "must be query_match, volume_spike or negative_share")
+    if rule.kind not in KINDS:
+        raise InvalidArgument(f"{prefix}.kind", f"must be one of {KIND_WORDS}")
     if not MIN_WINDOW_S <= rule.window_seconds <= MAX_WINDOW_S:
         raise InvalidArgument(f"{prefix}.window_seconds", f"must be {MIN_WINDOW_S} to {MAX_WINDOW_S}")
     if not rule.threshold > 0:
         raise InvalidArgument(f"{prefix}.threshold", "must be greater than 0")
-    if rule.kind == NEGATIVE_SHARE and not 1 <= rule.threshold <= 100:
-        raise InvalidArgument(f"{prefix}.threshold", "is a percent for negative_share: 1 to 100")
+    if rule.kind in (NEGATIVE_SHARE, SENTIMENT_SHIFT) and not 1 <= rule.threshold <= 100:
+        raise InvalidArgument(f"{prefix}.threshold", "is a percent (points) for this kind: 1 to 100")
+    if rule.kind == VOLUME_DROP and rule.threshold < 1:
+        raise InvalidArgument(f"{prefix}.threshold", "is how many times below the baseline: at least 1")
+    if rule.kind == CARDINALITY and rule.threshold > MAX_AUTHORS:
+        raise InvalidArgument(f"{prefix}.threshold", f"counts distinct authors: at most {MAX_AUTHORS}")
+    if not 0 <= rule.sensitivity < 1:
+        raise InvalidArgument(f"{prefix}.sensitivity", "must be in (0, 1), or 0 for the default")
+    if rule.escalate_after_seconds < 0:
+        raise InvalidArgument(f"{prefix}.escalate_after_seconds", "must not be negative")
+    if len(rule.labels) > MAX_LABELS:
+        raise InvalidArgument(f"{prefix}.labels", f"at most {MAX_LABELS} labels")
+    for name, value in rule.labels.items():
+        if not LABEL_NAME.match(name) or name in RESERVED_LABELS:
+            raise InvalidArgument(f"{prefix}.labels", f"{name!r} is not a usable label name")
+        if len(value) > MAX_NAME_CHARS:
+            raise InvalidArgument(f"{prefix}.labels", f"value of {name!r} is longer than {MAX_NAME_CHARS}")
     if rule.min_posts < 0:
         raise InvalidArgument(f"{prefix}.min_posts", "must not be negative")
     if len(rule.name) > MAX_NAME_CHARS:
         raise InvalidArgument(f"{prefix}.name", f"must be at most {MAX_NAME_CHARS} characters")
-    if len(rule.query) > MAX_QUERY_CHARS:
-        raise InvalidArgument(f"{prefix}.query", f"must be at most {MAX_QUERY_CHARS} characters")
+    boolean_query.parse(rule.query, f"{prefix}.query", MAX_QUERY_CHARS)
     if rule.severity not in alerting_pb2.Severity.values():
         raise InvalidArgument(f"{prefix}.severity", "is not a known severity")
     stored = alerting_pb2.Rule()
@@ -61,19 +89,35 @@ def validate_rule(rule: alerting_pb2.Rule, prefix: str = "rule") -> alerting_pb2
     return stored
 
 
-def text_terms(text: str) -> frozenset[str]:
-    """The lower-cased words of a text; a hashtag counts both as '#tag' and as the plain word 'tag'."""
-    words = {word.lower() for word in WORD.findall(text)}
-    return frozenset(words | {word[1:] for word in words if word.startswith("#")})
+def post_document(enriched: post_pb2.EnrichedPost) -> boolean_query.Document:
+    """A post as the query language sees it: its text and the values of its keyword fields."""
+    post, enrichment = enriched.post, enriched.enrichment
+    sentiment = post_pb2.SentimentLabel.Name(enrichment.sentiment).removeprefix("SENTIMENT_LABEL_").lower()
+    return boolean_query.Document.of(
+        post.text,
+        {
+            "channel": [post.channel],
+            "source": [post.source],
+            "language": [post.language],
+            "sentiment": [] if enrichment.sentiment == post_pb2.SENTIMENT_LABEL_UNSPECIFIED else [sentiment],
+            "topic": [enrichment.topic],
+            "author": [post.author.name],
+            "author.name": [post.author.name],
+            "author.id": [post.author.id],
+            "near_duplicate": [str(post.near_duplicate).lower()],
+        },
+    )
 
 
-def query_terms(query: str) -> frozenset[str]:
-    return frozenset(word.lower() for word in WORD.findall(query))
-
-
-def counting_identity(rule: alerting_pb2.Rule) -> tuple[int, frozenset[str], int]:
+def counting_identity(rule: alerting_pb2.Rule) -> tuple[int, str, int]:
     """What a rule's window counters depend on; when it changes, the old counters mean nothing."""
-    return (rule.kind, query_terms(rule.query), rule.window_seconds)
+    return (rule.kind, rule.query, rule.window_seconds)
+
+
+def candidate_terms(doc: boolean_query.Document) -> set[str]:
+    """Words and hashtags that could be a new narrative: hashtags, and words of MIN_TERM_CHARS or more."""
+    words = {word for word in doc.tokens if len(word) >= MIN_TERM_CHARS and not word.isdigit()}
+    return words | set(doc.hashtags)
 
 
 def window_start(event_ts: int, window_seconds: int) -> int:
@@ -89,17 +133,25 @@ class Observation:
     negative: bool
     followers: int
     relevance: float
+    author: str = ""
+    engagement: int = 0
+    terms: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, enriched: post_pb2.EnrichedPost) -> Observation:
+    def of(cls, enriched: post_pb2.EnrichedPost, doc: boolean_query.Document) -> Observation:
         post = enriched.post
         scores = [topic.score for topic in enriched.enrichment.relevance]
+        engagement = post.engagement.likes + post.engagement.shares + post.engagement.replies
         return cls(
             key=f"{post.channel}/{post.id}",
             event_ts=post.created_at.seconds,
             negative=enriched.enrichment.sentiment == post_pb2.SENTIMENT_LABEL_NEGATIVE,
             followers=max(post.author.follower_count, 0),
             relevance=min(max(scores, default=0.0), 1.0),
+            # Without an author id, the post's own key: an anonymous post is one voice.
+            author=f"{post.channel}/{post.author.id or post.author.name or post.id}",
+            engagement=max(engagement, 0),
+            terms=frozenset(candidate_terms(doc)),
         )
 
 
@@ -112,54 +164,45 @@ class WindowCounts:
     max_followers: int = 0
     max_relevance: float = 0.0
     samples: list[str] = field(default_factory=list)
+    max_engagement: int = 0
+    authors: set[str] = field(default_factory=set)
+    terms: dict[str, int] = field(default_factory=dict)
+    # The post that set max_followers or max_engagement: the high-reach example.
+    top_post: str = ""
 
     def add(self, seen: Observation) -> None:
+        if max(seen.followers, seen.engagement) > max(self.max_followers, self.max_engagement) or not self.top_post:
+            self.top_post = seen.key
         self.count += 1
         self.negative += int(seen.negative)
         self.max_followers = max(self.max_followers, seen.followers)
+        self.max_engagement = max(self.max_engagement, seen.engagement)
         self.max_relevance = max(self.max_relevance, seen.relevance)
         if len(self.samples) < SAMPLE_POSTS and seen.key not in self.samples:
             self.samples.append(seen.key)
+        if len(self.authors) < MAX_AUTHORS:
+            self.authors.add(seen.author)
+        for term in seen.terms:
+            if term in self.terms or len(self.terms) < MAX_TERMS:
+                self.terms[term] = self.terms.get(term, 0) + 1
 
     def merge(self, other: WindowCounts) -> None:
+        if max(other.max_followers, other.max_engagement) > max(self.max_followers, self.max_engagement):
+            self.top_post = other.top_post
+        self.top_post = self.top_post or other.top_post
         self.count += other.count
         self.negative += other.negative
         self.max_followers = max(self.max_followers, other.max_followers)
+        self.max_engagement = max(self.max_engagement, other.max_engagement)
         self.max_relevance = max(self.max_relevance, other.max_relevance)
         for key in other.samples:
             if len(self.samples) < SAMPLE_POSTS and key not in self.samples:
                 self.samples.append(key)
+        self.authors |= set(list(other.authors)[: max(MAX_AUTHORS - len(self.authors), 0)])
+        for term, count in other.terms.items():
+            if term in self.terms or len(self.terms) < MAX_TERMS:
+                self.terms[term] = self.terms.get(term, 0) + count
 
     @property
     def negative_percent(self) -> float:
         return 100.0 * self.negative / self.count if self.count else 0.0
-
-
-def baseline(trailing_counts: Mapping[int, int], start: int, window_seconds: int) -> float:
-    """Median count of the BASELINE_WINDOWS windows before `start` (missing ones are 0), at least 1."""
-    counts = [trailing_counts.get(start - i * window_seconds, 0) for i in range(1, BASELINE_WINDOWS + 1)]
-    return max(float(statistics.median(counts)), 1.0)
-
-
-def condition_holds(rule: alerting_pb2.Rule, counts: WindowCounts, usual: float) -> bool:
-    if rule.kind == QUERY_MATCH:
-        return counts.count >= rule.threshold
-    if counts.count < max(rule.min_posts, 1):
-        return False
-    if rule.kind == VOLUME_SPIKE:
-        return counts.count >= rule.threshold * usual
-    return counts.negative_percent >= rule.threshold
-
-
-def summary(rule: alerting_pb2.Rule, start: int, counts: WindowCounts, usual: float) -> str:
-    """One sentence saying what happened in the window."""
-    begin = datetime.fromtimestamp(start, UTC)
-    end = datetime.fromtimestamp(start + rule.window_seconds, UTC)
-    span = f"between {begin:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC"
-    about = f' matching "{rule.query}"' if rule.query else ""
-    if rule.kind == QUERY_MATCH:
-        return f"{counts.count} posts{about} {span}."
-    if rule.kind == VOLUME_SPIKE:
-        return f"{counts.count} posts{about} {span}, {counts.count / usual:.1f}x the usual {usual:g} per window."
-    return f"{counts.negative_percent:.0f}% of {counts.count} posts{about} {span} were negative."
-

@@ -13,24 +13,23 @@ import time
 from collections.abc import Callable, Sequence
 
 from civic.listening.v1 import alerting_pb2, post_pb2
-from services.alerting import priority
+from services.alerting import priority, volume
+from services.alerting.conditions import Trailing, condition_holds, new_terms, summary
 from services.alerting.rule_file import load_rules
 from services.alerting.rules import (
     BASELINE_WINDOWS,
+    DETECTOR_KINDS,
+    NEW_TERM,
     Observation,
     WindowCounts,
-    baseline,
-    condition_holds,
     counting_identity,
-    query_terms,
-    summary,
-    text_terms,
+    post_document,
     validate_rule,
     window_start,
 )
 from services.alerting.store import AlertStore
-from services.common import telemetry
-from services.common.errors import InvalidArgument, ResourceExhausted
+from services.common import boolean_query, telemetry
+from services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from services.common.settings import Settings
 from services.common.validation import require_channel, require_tenant
 
@@ -44,6 +43,8 @@ MAX_QUEUED_EVALUATIONS = 8
 RETENTION_S = 30 * 86_400
 FIRING = alerting_pb2.ALERT_STATE_FIRING
 RESOLVED = alerting_pb2.ALERT_STATE_RESOLVED
+FIRED_EVENT = alerting_pb2.ALERT_EVENT_KIND_FIRED
+RESOLVED_EVENT = alerting_pb2.ALERT_EVENT_KIND_RESOLVED
 
 WindowKey = tuple[str, str, int]  # tenant, rule id, window start
 
@@ -101,15 +102,25 @@ class Alerting:
         require_tenant(tenant)
         return sorted(self._rules.get(tenant, {}).values(), key=lambda rule: rule.id)
 
+    def delete_rule(self, tenant: str, rule_id: str) -> None:
+        require_tenant(tenant)
+        with self._evaluation, self.store.transaction():
+            if rule_id not in self._rules.get(tenant, {}):
+                raise NotFound(f"rule {rule_id!r} of tenant {tenant!r} does not exist")
+            self.store.delete_rule(tenant, rule_id)
+            self._rules[tenant] = {k: v for k, v in self._rules[tenant].items() if k != rule_id}
+
     # --- alerts --------------------------------------------------------------------------------
 
-    def list_alerts(self, tenant: str, limit: int) -> list[alerting_pb2.Alert]:
+    def list_alerts(self, tenant: str, limit: int, state: int = 0) -> list[alerting_pb2.Alert]:
         require_tenant(tenant)
         if limit == 0:
             limit = DEFAULT_LIST_LIMIT
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidArgument("limit", f"must be 1 to {MAX_LIST_LIMIT}, or 0 for {DEFAULT_LIST_LIMIT}")
-        return self.store.list_alerts(tenant, limit)
+        if state not in (0, FIRING, RESOLVED):
+            raise InvalidArgument("state", "must be FIRING, RESOLVED or unset")
+        return self.store.list_alerts(tenant, limit, state)
 
     def evaluate(self, posts: Sequence[post_pb2.EnrichedPost]) -> list[alerting_pb2.Alert]:
         """Counts the posts into their rules' windows; returns the alerts raised for the first time."""
@@ -127,20 +138,37 @@ class Alerting:
     def _evaluate(self, posts: Sequence[post_pb2.EnrichedPost]) -> list[alerting_pb2.Alert]:
         deltas = self._count_new_posts(posts)
         horizons = self._horizons(deltas)
+        # Every tenant of the batch, matched or not: its posts move event time on for volume rules.
+        tenants = sorted({post.post.tenant for post in posts if post.post.tenant in self._rules})
+        touched = sorted({(tenant, rule_id) for tenant, rule_id, _ in deltas})
         fired: list[alerting_pb2.Alert] = []
         for tenant, rule_id, start in sorted(deltas, key=lambda key: (key[2], key[0], key[1])):
             if start < horizons[(tenant, rule_id)]:
                 continue  # older than the kept history: its baseline and neighbours are gone
-            rule = self._rules[tenant][rule_id]
             counts = self.store.window(tenant, rule_id, start) or WindowCounts()
             counts.merge(deltas[(tenant, rule_id, start)])
             self.store.put_window(tenant, rule_id, start, counts)
-            raised = self._update_alert(rule, start, counts)
-            if raised is not None:
-                fired.append(raised)
-        for tenant, rule_id in sorted({(tenant, rule_id) for tenant, rule_id, _ in deltas}):
-            self._resolve_and_prune(self._rules[tenant][rule_id])
-        for tenant in {tenant for tenant, _, _ in deltas}:
+        for tenant in tenants:
+            watermark = self.store.latest_seen(tenant)
+            for rule in self._rules[tenant].values():
+                if rule.kind in DETECTOR_KINDS:
+                    fired += self._learn_volume(rule, window_start(watermark, rule.window_seconds))
+        for tenant, rule_id, start in sorted(deltas, key=lambda key: (key[2], key[0], key[1])):
+            if start >= horizons[(tenant, rule_id)]:
+                raised = self._judge(self._rules[tenant][rule_id], start)
+                fired += [raised] if raised is not None else []
+        for tenant in tenants:
+            watermark = self.store.latest_seen(tenant)
+            for rule in self._rules[tenant].values():
+                if rule.kind in DETECTOR_KINDS:
+                    self._resolve_and_prune(rule, window_start(watermark, rule.window_seconds))
+        for tenant, rule_id in touched:
+            rule = self._rules[tenant][rule_id]
+            if rule.kind not in DETECTOR_KINDS:
+                self._resolve_and_prune(rule, self.store.latest_window(tenant, rule_id))
+        for tenant in tenants:
+            if not self._rules[tenant]:
+                continue
             longest = max(retention_s(rule) for rule in self._rules[tenant].values())
             self.store.prune_seen(tenant, self.store.latest_seen(tenant) - longest)
         return [self.store.alert(alert.id) or alert for alert in fired]
@@ -156,12 +184,12 @@ class Alerting:
             for key in self.store.seen(tenant, list(fresh)):
                 del fresh[key]
             rules = list(self._rules[tenant].values())
-            terms = {rule.id: query_terms(rule.query) for rule in rules}
+            queries = {rule.id: boolean_query.parse(rule.query) for rule in rules}
             for enriched in fresh.values():
-                observed = Observation.of(enriched)
-                words = text_terms(enriched.post.text)
+                doc = post_document(enriched)
+                observed = Observation.of(enriched, doc)
                 for rule in rules:
-                    if terms[rule.id] <= words:
+                    if queries[rule.id].matches(doc):
                         start = window_start(observed.event_ts, rule.window_seconds)
                         deltas.setdefault((tenant, rule.id, start), WindowCounts()).add(observed)
             self.store.mark_seen(tenant, ((key, post.post.created_at.seconds) for key, post in fresh.items()))
@@ -178,16 +206,31 @@ class Alerting:
             horizons[(tenant, rule_id)] = latest - retention_s(self._rules[tenant][rule_id])
         return horizons
 
-    def _update_alert(
-        self, rule: alerting_pb2.Rule, start: int, counts: WindowCounts
+    def _learn_volume(self, rule: alerting_pb2.Rule, open_start: int) -> list[alerting_pb2.Alert]:
+        """Feeds a volume rule's detector its newly closed windows; alerts raised by them."""
+        raised = []
+        horizon = open_start - retention_s(rule)
+        for start, verdict in volume.learn_closed(self.store, rule, open_start, horizon):
+            alert = self._judge(rule, start, volume.anomalous(rule, verdict))
+            if alert is not None:
+                raised.append(alert)
+        return raised
+
+    def _judge(
+        self, rule: alerting_pb2.Rule, start: int, detector_alert: bool | None = None
     ) -> alerting_pb2.Alert | None:
         """Refreshes the window's alert, raising it if the condition now holds; returns it when new."""
         width = rule.window_seconds
-        trailing = self.store.window_counts(rule.tenant, rule.id, start - BASELINE_WINDOWS * width, start)
-        usual = baseline(trailing, start, width)
+        counts = self.store.window(rule.tenant, rule.id, start) or WindowCounts()
+        before = self.store.windows(rule.tenant, rule.id, start - BASELINE_WINDOWS * width, start)
+        trailing = Trailing.of(before, start, width)
         existing = self.store.alert(alert_id(rule.tenant, rule.id, start))
-        if existing is None and not condition_holds(rule, counts, usual):
-            return None
+        if existing is None:
+            if rule.kind in DETECTOR_KINDS and detector_alert is None:
+                verdict = volume.score_open(self.store, rule, start, counts.count)
+                detector_alert = verdict is not None and volume.anomalous(rule, verdict)
+            if not condition_holds(rule, counts, trailing, bool(detector_alert)):
+                return None
         alert = existing or alerting_pb2.Alert(
             id=alert_id(rule.tenant, rule.id, start), tenant=rule.tenant, rule_id=rule.id, state=FIRING
         )
@@ -196,14 +239,19 @@ class Alerting:
             alert.fired_at.FromNanoseconds(int(self.clock() * 1e9))
         alert.rule_name = rule.name
         alert.severity = rule.severity
-        alert.summary = summary(rule, start, counts, usual)
+        alert.summary = summary(rule, start, counts, trailing)
         alert.post_count = counts.count
         alert.sample_post_ids[:] = counts.samples
+        if rule.kind == NEW_TERM and not alert.term:
+            alert.term = next(iter(new_terms(rule, counts, trailing)), "")
+        alert.labels.clear()
+        alert.labels.update(alert_labels(rule))
         alert.priority_factors.clear()
-        alert.priority_factors.extend(priority.factors(rule, counts, usual))
+        alert.priority_factors.extend(priority.factors(rule, counts, trailing.usual))
         alert.priority = priority.priority(list(alert.priority_factors))
         self.store.put_alert(alert)
         if existing is None:
+            self.store.add_event(FIRED_EVENT, alert, self.clock())
             log.info("alert %s fired: %s %s", alert.id, rule.tenant, alert.summary)
             telemetry.count_alert(
                 rule.tenant, rule.id, alerting_pb2.Severity.Name(rule.severity), alert.priority
@@ -211,9 +259,8 @@ class Alerting:
             return alert
         return None
 
-    def _resolve_and_prune(self, rule: alerting_pb2.Rule) -> None:
+    def _resolve_and_prune(self, rule: alerting_pb2.Rule, latest: int | None) -> None:
         """An alert resolves once a later window closed without the condition (see README)."""
-        latest = self.store.latest_window(rule.tenant, rule.id)
         if latest is None:
             return
         width = rule.window_seconds
@@ -222,9 +269,23 @@ class Alerting:
             closed_after = (latest - start) // width - 1
             if self.store.alert_windows(rule.tenant, rule.id, start, latest) < closed_after:
                 alert.state = RESOLVED
+                alert.resolved_at.FromNanoseconds(int(self.clock() * 1e9))
                 self.store.put_alert(alert)
+                self.store.add_event(RESOLVED_EVENT, alert, self.clock())
                 log.info("alert %s resolved", alert.id)
         self.store.prune_windows(rule.tenant, rule.id, latest - retention_s(rule))
+
+
+def alert_labels(rule: alerting_pb2.Rule) -> dict[str, str]:
+    """What silences, grouping and receivers match on: the rule's own labels and the fixed ones."""
+    return {
+        **dict(rule.labels),
+        "alertname": rule.id,
+        "tenant": rule.tenant,
+        "rule": rule.id,
+        "kind": alerting_pb2.RuleKind.Name(rule.kind).removeprefix("RULE_KIND_").lower(),
+        "severity": alerting_pb2.Severity.Name(rule.severity).removeprefix("SEVERITY_").lower(),
+    }
 
 
 def open_alerting(settings: Settings) -> Alerting:

@@ -23,8 +23,12 @@ CREATE TABLE IF NOT EXISTS rules (
 CREATE TABLE IF NOT EXISTS windows (
     tenant TEXT NOT NULL, rule_id TEXT NOT NULL, window_start INTEGER NOT NULL,
     count INTEGER NOT NULL, negative INTEGER NOT NULL, max_followers INTEGER NOT NULL,
-    max_relevance REAL NOT NULL, samples TEXT NOT NULL,
+    max_relevance REAL NOT NULL, samples TEXT NOT NULL, extra TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (tenant, rule_id, window_start)
+);
+CREATE TABLE IF NOT EXISTS detectors (
+    tenant TEXT NOT NULL, rule_id TEXT NOT NULL, next_start INTEGER NOT NULL, payload BLOB NOT NULL,
+    PRIMARY KEY (tenant, rule_id)
 );
 CREATE TABLE IF NOT EXISTS seen_posts (
     tenant TEXT NOT NULL, post_key TEXT NOT NULL, event_ts INTEGER NOT NULL, PRIMARY KEY (tenant, post_key)
@@ -36,6 +40,10 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE INDEX IF NOT EXISTS alerts_by_priority ON alerts (tenant, priority DESC);
 CREATE INDEX IF NOT EXISTS alerts_by_rule ON alerts (tenant, rule_id, window_start);
+CREATE TABLE IF NOT EXISTS events (
+    sequence INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_tenant ON events (tenant, sequence);
 """
 # SQLite's default limit on host parameters is 999 in old builds.
 IN_CHUNK = 500
@@ -43,12 +51,17 @@ IN_CHUNK = 500
 
 class AlertStore:
     def __init__(self, path: Path) -> None:
+        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self.last_sequence = 0
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(windows)")}
+        if "extra" not in columns:  # a state file from before authors and terms were kept
+            self._db.execute("ALTER TABLE windows ADD COLUMN extra TEXT NOT NULL DEFAULT '{}'")
 
     def close(self) -> None:
         with self._lock:
@@ -83,6 +96,36 @@ class AlertStore:
     def drop_windows(self, tenant: str, rule_id: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM windows WHERE tenant = ? AND rule_id = ?", (tenant, rule_id))
+            self._db.execute("DELETE FROM detectors WHERE tenant = ? AND rule_id = ?", (tenant, rule_id))
+
+    def delete_rule(self, tenant: str, rule_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM rules WHERE tenant = ? AND id = ?", (tenant, rule_id))
+        self.drop_windows(tenant, rule_id)
+
+    # --- anomaly detectors ---------------------------------------------------------------------
+
+    def detector(self, tenant: str, rule_id: str) -> tuple[int, bytes] | None:
+        """The next window start the rule's detector has to learn, and its pickled state."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT next_start, payload FROM detectors WHERE tenant = ? AND rule_id = ?", (tenant, rule_id)
+            ).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def put_detector(self, tenant: str, rule_id: str, next_start: int, payload: bytes) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO detectors (tenant, rule_id, next_start, payload) VALUES (?, ?, ?, ?)",
+                (tenant, rule_id, next_start, payload),
+            )
+
+    def earliest_window(self, tenant: str, rule_id: str) -> int | None:
+        with self._lock:
+            (earliest,) = self._db.execute(
+                "SELECT MIN(window_start) FROM windows WHERE tenant = ? AND rule_id = ?", (tenant, rule_id)
+            ).fetchone()
+        return None if earliest is None else int(earliest)
 
     # --- seen posts ----------------------------------------------------------------------------
 
@@ -119,25 +162,30 @@ class AlertStore:
     # --- windows -------------------------------------------------------------------------------
 
     def window(self, tenant: str, rule_id: str, start: int) -> WindowCounts | None:
+        return self.windows(tenant, rule_id, start, start + 1).get(start)
+
+    def windows(self, tenant: str, rule_id: str, from_start: int, to_start: int) -> dict[int, WindowCounts]:
+        """The rule's windows starting in [from_start, to_start), with all their counters."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT count, negative, max_followers, max_relevance, samples FROM windows "
-                "WHERE tenant = ? AND rule_id = ? AND window_start = ?",
-                (tenant, rule_id, start),
-            ).fetchone()
-        if row is None:
-            return None
-        count, negative, max_followers, max_relevance, samples = row
-        return WindowCounts(count, negative, max_followers, max_relevance, json.loads(samples))
+            rows = self._db.execute(
+                "SELECT window_start, count, negative, max_followers, max_relevance, samples, extra FROM windows "
+                "WHERE tenant = ? AND rule_id = ? AND window_start >= ? AND window_start < ?",
+                (tenant, rule_id, from_start, to_start),
+            ).fetchall()
+        return {row[0]: _counts(*row[1:]) for row in rows}
 
     def put_window(self, tenant: str, rule_id: str, start: int, counts: WindowCounts) -> None:
+        extra = {
+            "max_engagement": counts.max_engagement, "authors": sorted(counts.authors), "terms": counts.terms,
+            "top_post": counts.top_post,
+        }
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO windows (tenant, rule_id, window_start, count, negative, max_followers, "
-                "max_relevance, samples) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "max_relevance, samples, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     tenant, rule_id, start, counts.count, counts.negative, counts.max_followers,
-                    counts.max_relevance, json.dumps(counts.samples),
+                    counts.max_relevance, json.dumps(counts.samples), json.dumps(extra),
                 ),
             )
 
@@ -201,11 +249,50 @@ class AlertStore:
             ).fetchone()
         return int(count)
 
-    def list_alerts(self, tenant: str, limit: int) -> list[alerting_pb2.Alert]:
+    def list_alerts(self, tenant: str, limit: int, state: int = 0) -> list[alerting_pb2.Alert]:
+        """Highest priority first; `state` 0 means any state."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT payload FROM alerts WHERE tenant = ? ORDER BY priority DESC, window_start DESC, id "
-                "LIMIT ?",
-                (tenant, limit),
+                "SELECT payload FROM alerts WHERE tenant = ? AND (? = 0 OR state = ?) "
+                "ORDER BY priority DESC, window_start DESC, id LIMIT ?",
+                (tenant, state, state, limit),
             ).fetchall()
         return [alerting_pb2.Alert.FromString(payload) for (payload,) in rows]
+
+    # --- events --------------------------------------------------------------------------------
+
+    def add_event(self, kind: int, alert: alerting_pb2.Alert, at_s: float) -> int:
+        """Records one change of an alert; its sequence (AUTOINCREMENT never reuses one) is the cursor."""
+        event = alerting_pb2.AlertEvent(kind=kind, alert=alert)  # type: ignore[arg-type]
+        event.at.FromNanoseconds(int(at_s * 1e9))
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO events (tenant, payload) VALUES (?, ?)", (alert.tenant, event.SerializeToString())
+            )
+        sequence = int(cursor.lastrowid or 0)
+        self.last_sequence = sequence
+        return sequence
+
+    def events(self, tenant: str, after: int, limit: int) -> list[alerting_pb2.AlertEvent]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sequence, payload FROM events WHERE tenant = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+                (tenant, after, limit),
+            ).fetchall()
+        events = []
+        for sequence, payload in rows:
+            event = alerting_pb2.AlertEvent.FromString(payload)
+            event.sequence = sequence
+            events.append(event)
+        return events
+
+
+def _counts(
+    count: int, negative: int, max_followers: int, max_relevance: float, samples: str, extra: str
+) -> WindowCounts:
+    more = json.loads(extra)
+    return WindowCounts(
+        count, negative, max_followers, max_relevance, json.loads(samples),
+        max_engagement=int(more.get("max_engagement", 0)), authors=set(more.get("authors", [])),
+        terms=dict(more.get("terms", {})), top_post=str(more.get("top_post", "")),
+    )
