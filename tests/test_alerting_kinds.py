@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import grpc
+import pytest
+
 from civic.listening.v1 import alerting_pb2
 from tests.test_alerting_grpc import (  # noqa: F401
     FIRING,
@@ -123,3 +126,21 @@ def test_rule_queries_use_the_search_language(alerting: Running) -> None:
     (alert,) = alerting.evaluate([enriched("e", MONDAY, "line 3 delay again")]).fired
     assert alert.post_count == 2
     assert alerting_pb2.RuleKind.Name(alerting.rules()[0].kind) == "RULE_KIND_QUERY_MATCH"
+
+
+def test_list_alerts_by_state_and_delete_rule(alerting: Running) -> None:
+    alerting.put(rule("flood", "query_match", query="flood", threshold=1))
+    alerting.evaluate([enriched("a", MONDAY, "flood"), enriched("b", MONDAY + 2 * HOUR, "flood")])
+    def listed(state: alerting_pb2.AlertState.ValueType) -> list[tuple[str, int]]:
+        reply = alerting.stub.ListAlerts(alerting_pb2.ListAlertsRequest(tenant="city-a", state=state), timeout=10)
+        return [(a.rule_id, a.window_start.ToDatetime().hour) for a in reply.alerts]
+    assert listed(RESOLVED) == [("flood", 0)]
+    assert listed(FIRING) == [("flood", 2)]
+    alerting.stub.DeleteRule(alerting_pb2.DeleteRuleRequest(tenant="city-a", id="flood"), timeout=10)
+    assert alerting.rules() == [] and len(alerting.alerts()) == 2  # its alerts stay
+    with pytest.raises(grpc.RpcError) as caught:
+        alerting.stub.DeleteRule(alerting_pb2.DeleteRuleRequest(tenant="city-a", id="flood"), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as caught:
+        alerting.stub.ListAlerts(alerting_pb2.ListAlertsRequest(tenant="city-a", state=7), timeout=10)  # type: ignore[arg-type]
+    assert caught.value.details().startswith("state:")

@@ -28,7 +28,8 @@ class AlertingServicer(alerting_pb2_grpc.AlertingServiceServicer):
     def ListAlerts(
         self, request: alerting_pb2.ListAlertsRequest, context: grpc.ServicerContext
     ) -> alerting_pb2.ListAlertsResponse:
-        return alerting_pb2.ListAlertsResponse(alerts=self.alerting.list_alerts(request.tenant, request.limit))
+        alerts = self.alerting.list_alerts(request.tenant, request.limit, request.state)
+        return alerting_pb2.ListAlertsResponse(alerts=alerts)
 
     @rpc_errors
     def PutRule(
@@ -43,6 +44,13 @@ class AlertingServicer(alerting_pb2_grpc.AlertingServiceServicer):
         self, request: alerting_pb2.ListRulesRequest, context: grpc.ServicerContext
     ) -> alerting_pb2.ListRulesResponse:
         return alerting_pb2.ListRulesResponse(rules=self.alerting.list_rules(request.tenant))
+
+    @rpc_errors
+    def DeleteRule(
+        self, request: alerting_pb2.DeleteRuleRequest, context: grpc.ServicerContext
+    ) -> alerting_pb2.DeleteRuleResponse:
+        self.alerting.delete_rule(request.tenant, request.id)
+        return alerting_pb2.DeleteRuleResponse()
 
 
 def build_server(settings: Settings, alerting: Alerting, port: int | None = None) -> GrpcServer:
