@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     torch_threads: int = Field(0, description="Torch intra-op threads; 0 = number of cores.")
     topics_file: Path | None = Field(None, description="YAML of topic name -> description.")
     ray_address: str = Field("local", description="'local' starts Ray in-process; else a cluster.")
+    inference_quantize: bool = Field(
+        True, description="int8 dynamic quantization of the model's linear layers on CPU (fp16 on CUDA)."
+    )
 
     # --- ingestion -----------------------------------------------------------------------------
     spool_path: Path = Field(CACHE_DIR / "spool.sqlite3", description="Write-ahead spool file.")
