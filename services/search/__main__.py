@@ -7,6 +7,7 @@ import logging
 from services.common import telemetry
 from services.common.settings import get_settings
 from services.search.client import connect
+from services.search.embedder import InferenceEmbedder
 from services.search.indexing import Indexer
 from services.search.server import build_server
 from services.search.service import Searcher
@@ -19,7 +20,7 @@ def main() -> None:
     telemetry.setup("search", settings.log_level)
     es = connect(settings)
     indexer = Indexer(es, settings.index_prefix, refresh=settings.es_refresh_on_index)
-    server = build_server(settings, indexer, Searcher(es, settings.index_prefix)).start()
+    server = build_server(settings, indexer, Searcher(es, settings.index_prefix, InferenceEmbedder(settings))).start()
     log.info("indexing into %s (prefix %s)", settings.es_url, settings.index_prefix)
     server.serve_until_signal(on_stop=es.close)
 

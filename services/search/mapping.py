@@ -94,8 +94,18 @@ def index_template(prefix: str) -> dict[str, Any]:
     }
 
 
+# Stop-word lists of the supported languages, chained, for counting top terms as written (no stemming).
+TERMS_ANALYZER: dict[str, Any] = {
+    "analyzer": {"civic_terms": {"type": "custom", "tokenizer": "standard",
+                                 "filter": ["lowercase", *(f"civic_stop_{lang}" for lang in LANGUAGE_ANALYZERS)]}},
+    "filter": {f"civic_stop_{lang}": {"type": "stop", "stopwords": f"_{name}_"}
+               for lang, name in LANGUAGE_ANALYZERS.items()},
+}
+
+
 def settings_template() -> dict[str, Any]:
-    return {"settings": {"number_of_shards": 1, "auto_expand_replicas": "0-1", "refresh_interval": "1s"}}
+    return {"settings": {"number_of_shards": 1, "auto_expand_replicas": "0-1", "refresh_interval": "1s",
+                         "analysis": TERMS_ANALYZER}}
 
 
 def mappings_template() -> dict[str, Any]:

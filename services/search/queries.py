@@ -1,10 +1,7 @@
 """Turning the public query language, filters, sort and page token into Elasticsearch request parts.
 
-The query language is Lucene's query_string syntax narrowed to what is safe to expose: words,
-"phrases", AND/OR/NOT, grouping, field:value on an allow-list, and trailing wildcards only. Leading
-wildcards, regular expressions and unknown fields are refused before the cluster sees them, because
-they are either very expensive (they scan the whole term dictionary) or reach fields analysts should
-not query.
+The query language itself is parsed by query_language.py; this module names the fields it may
+use and builds the filters, sorts and opaque page tokens around it.
 """
 
 from __future__ import annotations
@@ -12,15 +9,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from typing import Any
 
 from civic.listening.v1 import search_pb2
 from services.common.errors import InvalidArgument
 from services.search.documents import SENTIMENT_NAMES
 from services.search.mapping import TEXT_FIELDS
+from services.search.query_language import parse, to_elasticsearch
 
-MAX_QUERY_CHARS = 1000
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 DEFAULT_BUCKETS = 10
@@ -39,6 +35,7 @@ QUERY_FIELDS = {
     "author.id": "author.id",
     "near_duplicate": "near_duplicate",
 }
+BOOLEAN_FIELDS = {"near_duplicate"}
 
 AGGREGATE_FIELDS = {
     search_pb2.AGGREGATE_DIMENSION_SENTIMENT: "sentiment",
@@ -48,58 +45,11 @@ AGGREGATE_FIELDS = {
     search_pb2.AGGREGATE_DIMENSION_SOURCE: "source",
 }
 
-_PHRASE = re.compile(r'"(?:\\.|[^"\\])*"')
-_FIELD_PREFIX = re.compile(r"(?<![\w.\\])([A-Za-z_][\w.]*)\s*:")
-_TERM = re.compile(r"[^\s()\"]+")
-
-
-def _check_query(query: str) -> str:
-    if len(query) > MAX_QUERY_CHARS:
-        raise InvalidArgument("query", f"at most {MAX_QUERY_CHARS} characters, got {len(query)}")
-    if query.count('"') % 2:
-        raise InvalidArgument("query", "has an unterminated \"phrase\"")
-    outside_phrases = _PHRASE.sub(" ", query)
-    if "/" in outside_phrases:
-        raise InvalidArgument("query", "regular expressions (/.../) are not allowed; quote text containing '/'")
-    for match in _FIELD_PREFIX.finditer(outside_phrases):
-        if match.group(1) not in QUERY_FIELDS:
-            allowed = ", ".join(sorted(QUERY_FIELDS))
-            raise InvalidArgument("query", f"unknown field '{match.group(1)}'; fields allowed: {allowed}")
-    for term in _TERM.findall(_FIELD_PREFIX.sub(" ", outside_phrases)):
-        stripped = term.lstrip("+-!")
-        if stripped[:1] in {"*", "?"}:
-            raise InvalidArgument("query", f"leading wildcards are not allowed ('{term}')")
-        if re.search(r"[*?][^*?]", stripped):
-            raise InvalidArgument("query", f"wildcards are allowed at the end of a word only ('{term}')")
-    return query
-
-
-def _rewrite_fields(query: str) -> str:
-    """Maps friendly field names (author:) onto indexed ones (author.name:), leaving phrases alone."""
-    pieces, last = [], 0
-    for phrase in _PHRASE.finditer(query):
-        pieces.append(_FIELD_PREFIX.sub(lambda m: f"{QUERY_FIELDS[m.group(1)]}:", query[last:phrase.start()]))
-        pieces.append(phrase.group(0))
-        last = phrase.end()
-    pieces.append(_FIELD_PREFIX.sub(lambda m: f"{QUERY_FIELDS[m.group(1)]}:", query[last:]))
-    return "".join(pieces)
-
 
 def text_query(query: str) -> dict[str, Any] | None:
-    """The query_string clause for a query, or None when the query is empty (match everything)."""
-    if not query.strip():
-        return None
-    return {
-        "query_string": {
-            "query": _rewrite_fields(_check_query(query)),
-            "fields": TEXT_FIELDS,
-            "default_operator": "AND",
-            "allow_leading_wildcard": False,
-            "analyze_wildcard": False,
-            "max_determinized_states": 2000,
-            "lenient": True,
-        }
-    }
+    """The scored clause for a query, or None when the query is empty (match everything)."""
+    tree = parse(query, QUERY_FIELDS)
+    return None if tree is None else to_elasticsearch(tree, TEXT_FIELDS, BOOLEAN_FIELDS)
 
 
 def filter_clauses(tenant: str, filters: search_pb2.SearchFilters) -> list[dict[str, Any]]:
@@ -167,12 +117,6 @@ def bucket_count(requested: int) -> int:
     if not 1 <= requested <= MAX_BUCKETS:
         raise InvalidArgument("size", f"must be between 1 and {MAX_BUCKETS} (0 means {DEFAULT_BUCKETS})")
     return requested
-
-
-def aggregate_field(dimension: search_pb2.AggregateDimension) -> str:
-    if dimension not in AGGREGATE_FIELDS:
-        raise InvalidArgument("dimension", "must be SENTIMENT, CHANNEL, LANGUAGE, TOPIC or SOURCE")
-    return AGGREGATE_FIELDS[dimension]
 
 
 def encode_page_token(order: search_pb2.SortOrder, after: list[Any]) -> str:

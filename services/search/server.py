@@ -24,7 +24,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     ) -> search_pb2.IndexPostsResponse:
         outcome = self.indexer.index(request.posts)
         return search_pb2.IndexPostsResponse(
-            indexed=outcome.indexed,
+            indexed=outcome.indexed, dead_lettered=outcome.dead_lettered,
             errors=[search_pb2.IndexError(id=post_id, reason=reason) for post_id, reason in outcome.errors],
         )
 
@@ -45,6 +45,18 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         self, request: search_pb2.AggregateRequest, context: grpc.ServicerContext
     ) -> search_pb2.AggregateResponse:
         return self.searcher.aggregate(request)
+
+    @rpc_errors
+    def SemanticSearch(
+        self, request: search_pb2.SemanticSearchRequest, context: grpc.ServicerContext
+    ) -> search_pb2.SemanticSearchResponse:
+        return self.searcher.semantic_search(request)
+
+    @rpc_errors
+    def VolumeOverTime(
+        self, request: search_pb2.VolumeOverTimeRequest, context: grpc.ServicerContext
+    ) -> search_pb2.VolumeOverTimeResponse:
+        return self.searcher.volume_over_time(request)
 
 
 def build_server(settings: Settings, indexer: Indexer, searcher: Searcher, port: int | None = None) -> GrpcServer:

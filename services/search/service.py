@@ -1,4 +1,4 @@
-"""The read side of search: Search, Count, Aggregate and GetPost, always through the tenant's alias."""
+"""The read side of search: every read RPC, always through the tenant's alias."""
 
 from __future__ import annotations
 
@@ -7,15 +7,14 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
 from civic.listening.v1 import search_pb2
-from services.common.errors import InvalidArgument, NotFound
+from services.common.errors import InvalidArgument, NotFound, Unavailable
 from services.common.validation import require_channel, require_tenant
+from services.search import aggregations, semantic
 from services.search.client import elasticsearch_errors
 from services.search.documents import document_id, from_document
 from services.search.mapping import TEXT_FIELDS, alias_name
 from services.search.queries import (
-    aggregate_field,
     bool_query,
-    bucket_count,
     decode_page_token,
     encode_page_token,
     page_size,
@@ -28,9 +27,10 @@ _NOT_RETURNED = ["embedding", *(field for field in TEXT_FIELDS if field != "text
 
 
 class Searcher:
-    def __init__(self, es: Elasticsearch, index_prefix: str) -> None:
+    def __init__(self, es: Elasticsearch, index_prefix: str, embed: semantic.Embed | None = None) -> None:
         self.es = es
         self.prefix = index_prefix
+        self.embed = embed or _no_embedder
 
     def _alias(self, tenant: str) -> str:
         return alias_name(self.prefix, require_tenant(tenant))
@@ -78,19 +78,19 @@ class Searcher:
 
     def aggregate(self, request: search_pb2.AggregateRequest) -> search_pb2.AggregateResponse:
         alias = self._alias(request.tenant)
-        field = aggregate_field(request.dimension)
-        size = bucket_count(request.size)
-        query = bool_query(request.tenant, request.query, request.filters)
         with elasticsearch_errors():
-            reply = self.es.search(
-                index=alias, query=query, size=0, track_total_hits=True,
-                aggs={"by": {"terms": {"field": field, "size": size}}}, **_MISSING_IS_EMPTY,
-            )
-        buckets = reply.get("aggregations", {}).get("by", {}).get("buckets", [])
-        return search_pb2.AggregateResponse(
-            total=reply["hits"]["total"]["value"],
-            buckets=[search_pb2.AggregateBucket(key=str(b["key"]), count=b["doc_count"]) for b in buckets],
-        )
+            return aggregations.aggregate(self.es, alias, request)
+
+    def volume_over_time(self, request: search_pb2.VolumeOverTimeRequest) -> search_pb2.VolumeOverTimeResponse:
+        alias = self._alias(request.tenant)
+        with elasticsearch_errors():
+            return aggregations.volume_over_time(self.es, alias, request)
+
+    def semantic_search(self, request: search_pb2.SemanticSearchRequest) -> search_pb2.SemanticSearchResponse:
+        alias = self._alias(request.tenant)
+        with elasticsearch_errors():
+            return semantic.semantic_search(self.es, alias, request, self.embed,
+                                            {"source_excludes": _NOT_RETURNED, **_MISSING_IS_EMPTY})
 
     def get_post(self, request: search_pb2.GetPostRequest) -> search_pb2.GetPostResponse:
         alias = self._alias(request.tenant)
@@ -111,6 +111,10 @@ class Searcher:
         if not hits:
             raise NotFound(f"post {request.channel}/{request.id} not found for tenant {request.tenant}")
         return search_pb2.GetPostResponse(post=from_document(hits[0]["_source"]))
+
+
+def _no_embedder(text: str) -> tuple[list[float], str]:
+    raise Unavailable("semantic search needs the inference service, which this server was not given")
 
 
 def _highlights(fields: dict[str, list[str]]) -> list[str]:

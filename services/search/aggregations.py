@@ -1,0 +1,157 @@
+"""Aggregate and VolumeOverTime: breakdowns, share of voice, authors, terms and the volume histogram.
+
+Every breakdown also reports the number of distinct authors (a cardinality aggregation, exact up to
+3,000). Top terms are counted over the newest matching posts' term vectors, analyzed with the
+index's `civic_terms` analyzer (lower case, stop words of every supported language removed, no
+stemming, so the words read as written); significant terms use Elasticsearch's significant_text
+against the tenant's whole index as background.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from civic.listening.v1 import search_pb2
+from services.common.errors import InvalidArgument
+from services.search.queries import AGGREGATE_FIELDS, bool_query, bucket_count
+
+TERM_SAMPLE_POSTS = 500
+MIN_TERM_CHARS = 3
+MAX_HISTOGRAM_BUCKETS = 1000
+UNIQUE_AUTHORS = {"cardinality": {"field": "author.id", "precision_threshold": 3000}}
+MISSING_IS_EMPTY: dict[str, Any] = {"ignore_unavailable": True, "allow_no_indices": True}
+
+INTERVALS: dict[int, tuple[str, str, timedelta]] = {
+    search_pb2.TIME_INTERVAL_HOUR: ("fixed_interval", "1h", timedelta(hours=1)),
+    search_pb2.TIME_INTERVAL_DAY: ("calendar_interval", "1d", timedelta(days=1)),
+    search_pb2.TIME_INTERVAL_UNSPECIFIED: ("calendar_interval", "1d", timedelta(days=1)),
+    search_pb2.TIME_INTERVAL_WEEK: ("calendar_interval", "1w", timedelta(weeks=1)),
+}
+
+
+def _breakdown(dimension: search_pb2.AggregateDimension, size: int) -> dict[str, Any]:
+    if dimension in AGGREGATE_FIELDS:
+        return {"terms": {"field": AGGREGATE_FIELDS[dimension], "size": size}}
+    if dimension == search_pb2.AGGREGATE_DIMENSION_AUTHOR:
+        return {
+            "terms": {"field": "author.id", "size": size, "order": [{"reach": "desc"}, {"_key": "asc"}]},
+            "aggs": {
+                "reach": {"max": {"field": "reach"}},
+                "name": {"top_hits": {"size": 1, "_source": ["author.name"], "sort": [{"created_at": "desc"}]}},
+            },
+        }
+    if dimension == search_pb2.AGGREGATE_DIMENSION_SIGNIFICANT_TERM:
+        return {
+            "sampler": {"shard_size": 2000},
+            "aggs": {"terms": {"significant_text": {"field": "text", "size": size, "filter_duplicate_text": True,
+                                                    "min_doc_count": 2}}},
+        }
+    raise InvalidArgument("dimension", "must be SENTIMENT, CHANNEL, LANGUAGE, TOPIC, SOURCE, AUTHOR, TERM or "
+                                       "SIGNIFICANT_TERM")
+
+
+def aggregate(es: Elasticsearch, alias: str, request: search_pb2.AggregateRequest) -> search_pb2.AggregateResponse:
+    size = bucket_count(request.size)
+    query = bool_query(request.tenant, request.query, request.filters)
+    if request.dimension == search_pb2.AGGREGATE_DIMENSION_TERM:
+        return _top_terms(es, alias, query, size)
+    reply = es.search(index=alias, query=query, size=0, track_total_hits=True,
+                      aggs={"by": _breakdown(request.dimension, size), "authors": UNIQUE_AUTHORS},
+                      **MISSING_IS_EMPTY)
+    total = reply["hits"]["total"]["value"]
+    response = search_pb2.AggregateResponse(total=total, unique_authors=_unique_authors(reply))
+    by = reply.get("aggregations", {}).get("by", {})
+    for bucket in by.get("terms", by).get("buckets", []):
+        item = search_pb2.AggregateBucket(key=str(bucket["key"]), count=bucket["doc_count"],
+                                          share=bucket["doc_count"] / total if total else 0.0)
+        if "reach" in bucket:
+            item.reach = int(bucket["reach"]["value"] or 0)
+            hits = bucket["name"]["hits"]["hits"]
+            item.label = hits[0]["_source"].get("author", {}).get("name", "") if hits else ""
+        if "score" in bucket:
+            item.score, item.background_count = bucket["score"], bucket["bg_count"]
+        response.buckets.append(item)
+    return response
+
+
+def _unique_authors(reply: Any) -> int:
+    return int(reply.get("aggregations", {}).get("authors", {}).get("value", 0))
+
+
+def _top_terms(es: Elasticsearch, alias: str, query: dict[str, Any], size: int) -> search_pb2.AggregateResponse:
+    """Document frequency of each word over the newest matching posts: a bounded sample rather than
+    fielddata on the text field, which would hold every term of every post in the heap."""
+    reply = es.search(index=alias, query=query, size=TERM_SAMPLE_POSTS, source=False, track_total_hits=True,
+                      sort=[{"created_at": {"order": "desc", "missing": "_last"}}], aggs={"authors": UNIQUE_AUTHORS},
+                      **MISSING_IS_EMPTY)
+    hits = reply["hits"]["hits"]
+    counts: Counter[str] = Counter()
+    if hits:
+        vectors = es.mtermvectors(docs=[
+            {"_index": hit["_index"], "_id": hit["_id"], "fields": ["text"],
+             "per_field_analyzer": {"text": "civic_terms"}, "positions": False, "offsets": False,
+             "term_statistics": False, "field_statistics": False}
+            for hit in hits
+        ])
+        for doc in vectors["docs"]:
+            terms = doc.get("term_vectors", {}).get("text", {}).get("terms", {})
+            counts.update(term for term in terms if len(term) >= MIN_TERM_CHARS and not term.isdigit())
+    sampled = len(hits)
+    return search_pb2.AggregateResponse(
+        total=reply["hits"]["total"]["value"], unique_authors=_unique_authors(reply),
+        buckets=[search_pb2.AggregateBucket(key=term, count=count, share=count / sampled)
+                 for term, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]],
+    )
+
+
+def _bounds(
+    filters: search_pb2.SearchFilters, step: timedelta, oldest: datetime, newest: datetime
+) -> tuple[datetime, datetime]:
+    """The histogram's range: the filter's ends where given, else the matching posts' own span,
+    at most MAX_HISTOGRAM_BUCKETS intervals back from the end."""
+    upper = filters.created_to.ToDatetime(UTC) if filters.HasField("created_to") else newest + step
+    if not filters.HasField("created_from"):
+        return max(oldest, upper - step * MAX_HISTOGRAM_BUCKETS), upper
+    lower = filters.created_from.ToDatetime(UTC)
+    if (upper - lower) / step > MAX_HISTOGRAM_BUCKETS:
+        raise InvalidArgument("filters.created_from", f"the range holds more than {MAX_HISTOGRAM_BUCKETS} "
+                                                      "intervals; narrow it or choose a longer interval")
+    return lower, upper
+
+
+def volume_over_time(
+    es: Elasticsearch, alias: str, request: search_pb2.VolumeOverTimeRequest
+) -> search_pb2.VolumeOverTimeResponse:
+    if request.interval not in INTERVALS:
+        raise InvalidArgument("interval", "must be HOUR, DAY or WEEK")
+    query = bool_query(request.tenant, request.query, request.filters)
+    kind, length, step = INTERVALS[request.interval]
+    filters = request.filters
+    if filters.HasField("created_from") and filters.HasField("created_to"):
+        _bounds(filters, step, filters.created_from.ToDatetime(UTC), filters.created_to.ToDatetime(UTC))
+    span = es.search(index=alias, query=query, size=0, **MISSING_IS_EMPTY,
+                     aggs={"oldest": {"min": {"field": "created_at"}}, "newest": {"max": {"field": "created_at"}}})
+    found = span.get("aggregations", {})
+    if not found or found["newest"]["value"] is None:
+        return search_pb2.VolumeOverTimeResponse()
+    oldest, newest = (datetime.fromtimestamp(found[end]["value"] / 1000, UTC) for end in ("oldest", "newest"))
+    lower, upper = _bounds(request.filters, step, oldest, newest)
+    limits = {"min": int(lower.timestamp() * 1000), "max": int(upper.timestamp() * 1000) - 1}
+    histogram: dict[str, Any] = {"field": "created_at", kind: length, "min_doc_count": 0, "hard_bounds": limits}
+    if request.filters.HasField("created_from") or request.filters.HasField("created_to"):
+        histogram["extended_bounds"] = limits
+    reply = es.search(index=alias, query=query, size=0, track_total_hits=True, **MISSING_IS_EMPTY, aggs={
+        "volume": {"date_histogram": histogram, "aggs": {"sentiment": {"terms": {"field": "sentiment", "size": 3}}}}
+    })
+    response = search_pb2.VolumeOverTimeResponse(total=reply["hits"]["total"]["value"])
+    for bucket in reply.get("aggregations", {}).get("volume", {}).get("buckets", []):
+        split = {b["key"]: b["doc_count"] for b in bucket["sentiment"]["buckets"]}
+        item = search_pb2.VolumeBucket(count=bucket["doc_count"], negative=split.get("negative", 0),
+                                       neutral=split.get("neutral", 0), positive=split.get("positive", 0))
+        item.start.FromMilliseconds(int(bucket["key"]))
+        response.buckets.append(item)
+    return response
