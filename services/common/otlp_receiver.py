@@ -71,6 +71,20 @@ def span_record(span: trace_pb2.Span, resource: dict[str, Any]) -> dict[str, Any
     }
 
 
+def load(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file; a line still being written is skipped."""
+    if not path.exists():
+        return []
+    records = []
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
 class _Store:
     """Appends JSON lines; one lock, because exports arrive on several server threads."""
 

@@ -193,10 +193,9 @@ def rpc_attributes(full_method: str) -> dict[str, Any]:
 
 def server_span(full_method: str, traceparent_: str | None) -> contextlib.AbstractContextManager[trace.Span]:
     """A SERVER span continuing the caller's traceparent, where no interceptor can be installed
-    (Ray Serve's gRPC proxy hands the metadata to the deployment instead)."""
-    return span_joining(
-        full_method.strip("/"), [traceparent_ or ""], rpc_attributes(full_method), trace.SpanKind.SERVER
-    )
+    (Ray Serve's gRPC proxy hands the metadata to the deployment instead); named like the
+    instrumentation's spans, after the full method."""
+    return span_joining(full_method, [traceparent_ or ""], rpc_attributes(full_method), trace.SpanKind.SERVER)
 
 
 @contextlib.contextmanager
@@ -237,8 +236,10 @@ def instrument_channel(channel: grpc.Channel) -> grpc.Channel:
     if not tracing():
         return channel
     from opentelemetry.instrumentation.grpc import client_interceptor
+    from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
 
-    return grpc.intercept_channel(channel, client_interceptor(filter_=_traced_call))
+    intercepted: grpc.Channel = intercept_channel(channel, client_interceptor(filter_=_traced_call))
+    return intercepted
 
 
 # --- attributes of batches of posts --------------------------------------------------------------
