@@ -27,11 +27,12 @@ from civic.listening.v1 import (
     search_pb2_grpc,
 )
 from services.alerting.anomaly import detect_csv
-from services.cli import render
+from services.cli import render, trace, trends
 from services.cli import sources as sources_cli
 from services.cli.stack import Stack
 from services.common.grpc_server import channel
 from services.common.language import detect_language
+from services.common.otlp_receiver import store_dir
 from services.common.post_files import count_records, iter_posts
 from services.common.settings import Settings, get_settings
 
@@ -106,6 +107,13 @@ def status() -> None:
         render.ingestion_stats(console, stats.GetIngestionStats(ingestion_pb2.GetIngestionStatsRequest()))
     if not all(row.healthy for row in rows):
         raise typer.Exit(code=1)
+
+
+@app.command("trace")
+@friendly_errors
+def trace_post(post_id: Annotated[str, typer.Argument(help="The post's id.")]) -> None:
+    """Print the post's trace through the stack, with timings (from the receiver `civic up` starts)."""
+    trace.show(console, store_dir(settings()), post_id)
 
 
 # --- posts in ----------------------------------------------------------------------------------
@@ -228,6 +236,9 @@ def search(
         timeout=settings().rpc_timeout_s,
     )
     render.search_results(console, query, reply)
+
+
+app.command("trends")(friendly_errors(trends.trends))
 
 
 @app.command()

@@ -25,9 +25,22 @@ class Component:
     module: str
     target: Callable[[Settings], str]
     start_timeout_s: float
+    wanted: Callable[[], bool] = lambda: True
+
+
+def local_telemetry() -> bool:
+    """Traces and metrics go to a local receiver unless the operator named an OTLP endpoint."""
+    return not any(
+        os.environ.get(name)
+        for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
 
 
 COMPONENTS = [
+    Component(
+        "telemetry", "services.common.otlp_receiver", lambda s: f"127.0.0.1:{s.otlp_receiver_port}", 30.0,
+        wanted=local_telemetry,
+    ),
     Component("inference", "inference", lambda s: s.inference_target, 420.0),
     Component("search", "services.search", lambda s: s.search_target, 60.0),
     Component("alerting", "services.alerting", lambda s: s.alerting_target, 60.0),
@@ -69,6 +82,8 @@ class Stack:
             "CIVIC_ALERTING_STATE_PATH": str(data / "alerting.sqlite3"),
             "ES_URL": self.settings.es_url,
         }
+        if local_telemetry():
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{self.settings.otlp_receiver_port}"
         return {key: os.environ.get(key, value) for key, value in env.items()}
 
     # --- Elasticsearch -------------------------------------------------------------------------
@@ -98,6 +113,8 @@ class Stack:
                 es.start()
                 es.wait_ready(timeout_s=180)
         for component in COMPONENTS:
+            if not component.wanted():
+                continue
             target = component.target(self.settings)
             pid = self.read_pid(component.name)
             if pid is not None and launch.pid_alive(pid) and launch.is_healthy(target):
@@ -140,6 +157,8 @@ class Stack:
             )
         for component in COMPONENTS:
             pid = self.read_pid(component.name)
+            if pid is None and not component.wanted():
+                continue
             target = component.target(self.settings)
             rows.append(
                 ComponentStatus(
