@@ -276,7 +276,7 @@ def describe_batch(span: trace.Span, posts: Sequence[PostLike]) -> None:
 _meter = metrics.get_meter(METER_NAME)
 _posts = _meter.create_counter(
     "civic.posts", unit="{post}",
-    description="Posts by pipeline stage: ingested, rejected, duplicate, enriched, indexed, dead_lettered.",
+    description="Posts by pipeline stage: ingested, rejected, enriched, indexed, dead_lettered.",
 )
 _batch_size = _meter.create_histogram(
     "civic.batch.size", unit="{post}", description="Posts or texts per batch, by stage.",
