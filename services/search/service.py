@@ -26,6 +26,22 @@ _MISSING_IS_EMPTY: dict[str, Any] = {"ignore_unavailable": True, "allow_no_indic
 _NOT_RETURNED = ["embedding", *(field for field in TEXT_FIELDS if field != "text")]
 
 
+def search_body(request: search_pb2.SearchRequest) -> dict[str, Any]:
+    """The Elasticsearch search arguments of a Search request (also what bench/ compares against)."""
+    return {
+        "query": bool_query(request.tenant, request.query, request.filters),
+        "sort": sort_clause(request.sort),
+        "size": page_size(request.page_size),
+        "search_after": decode_page_token(request.page_token, request.sort),
+        "highlight": {
+            "pre_tags": ["<em>"], "post_tags": ["</em>"],
+            "fields": {field: {"number_of_fragments": 3, "fragment_size": 150} for field in TEXT_FIELDS},
+        },
+        "track_total_hits": True,
+        "source_excludes": _NOT_RETURNED,
+    }
+
+
 class Searcher:
     def __init__(self, es: Elasticsearch, index_prefix: str, embed: semantic.Embed | None = None) -> None:
         self.es = es
@@ -37,22 +53,12 @@ class Searcher:
 
     def search(self, request: search_pb2.SearchRequest) -> search_pb2.SearchResponse:
         alias = self._alias(request.tenant)
-        size = page_size(request.page_size)
-        query = bool_query(request.tenant, request.query, request.filters)
-        sort = sort_clause(request.sort)
-        after = decode_page_token(request.page_token, request.sort)
-        highlight = {
-            "pre_tags": ["<em>"], "post_tags": ["</em>"],
-            "fields": {field: {"number_of_fragments": 3, "fragment_size": 150} for field in TEXT_FIELDS},
-        }
+        body = search_body(request)
         with elasticsearch_errors():
             try:
-                reply = self.es.search(
-                    index=alias, query=query, sort=sort, size=size, search_after=after, highlight=highlight,
-                    track_total_hits=True, source_excludes=_NOT_RETURNED, **_MISSING_IS_EMPTY,
-                )
+                reply = self.es.search(index=alias, **body, **_MISSING_IS_EMPTY)
             except ApiError as exc:
-                if after is not None and _is_bad_search_after(exc):
+                if body["search_after"] is not None and _is_bad_search_after(exc):
                     raise InvalidArgument("page_token", "does not fit this search") from exc
                 raise
         hits = reply["hits"]["hits"]
@@ -65,7 +71,7 @@ class Searcher:
                     highlights=_highlights(hit.get("highlight", {})),
                 )
             )
-        if len(hits) == size:
+        if len(hits) == body["size"]:
             response.next_page_token = encode_page_token(request.sort, hits[-1]["sort"])
         return response
 

@@ -1,0 +1,84 @@
+"""What both search benchmarks share: a private local Elasticsearch, a search server on it, and a
+deterministic set of enriched posts (texts from a small vocabulary, 384-dim unit embeddings)."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from civic.listening.v1 import post_pb2, search_pb2_grpc
+from services.common.elasticsearch_local import LocalElasticsearch, ensure_installed
+from services.common.grpc_server import channel
+from services.common.launch import free_port
+from services.common.settings import CACHE_DIR, Settings
+from services.search.client import connect
+from services.search.indexing import Indexer
+from services.search.server import build_server
+from services.search.service import Searcher
+
+WORDS = [
+    "bus", "route", "late", "delay", "metro", "station", "pothole", "street", "light", "park", "passport",
+    "office", "tax", "water", "bill", "outage", "school", "road", "closed", "snow", "plough", "garbage",
+    "collection", "noise", "permit", "library", "clinic", "queue",
+]
+CHANNELS = ("mastodon", "reddit", "rss", "open311", "bluesky")
+LANGUAGES = ("en", "en", "en", "fr", "es", "de")
+SENTIMENTS = (post_pb2.SENTIMENT_LABEL_NEGATIVE, post_pb2.SENTIMENT_LABEL_NEUTRAL, post_pb2.SENTIMENT_LABEL_POSITIVE)
+
+
+def make_posts(tenant: str, count: int, seed: int = 7) -> list[post_pb2.EnrichedPost]:
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((count, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    posts = []
+    for n in range(count):
+        words = rng.choice(WORDS, size=int(rng.integers(8, 30)))
+        created = Timestamp()
+        created.FromSeconds(1_763_000_000 + int(rng.integers(0, 30 * 86400)))
+        sentiment = SENTIMENTS[int(rng.integers(0, 3))]
+        posts.append(post_pb2.EnrichedPost(
+            post=post_pb2.Post(
+                id=f"post-{n}", tenant=tenant, channel=CHANNELS[n % len(CHANNELS)], source=f"src-{n % 13}",
+                author=post_pb2.Author(id=f"acct-{n % 997}", name=f"Resident {n % 997}",
+                                       follower_count=int(rng.integers(0, 5000))),
+                text=" ".join(words).capitalize() + ".", language=LANGUAGES[n % len(LANGUAGES)],
+                language_confidence=0.9, created_at=created,
+                engagement=post_pb2.Engagement(likes=int(rng.integers(0, 50))),
+            ),
+            enrichment=post_pb2.Enrichment(
+                sentiment=sentiment, topic=str(rng.choice(["transit", "roads", "services", ""])),
+                relevance=[post_pb2.TopicRelevance(topic="transit", score=float(rng.random()))],
+                embedding=vectors[n].tolist(),
+            ),
+        ))
+    return posts
+
+
+@contextlib.contextmanager
+def local_stack(heap: str = "1g") -> Iterator[tuple[Settings, search_pb2_grpc.SearchServiceStub]]:
+    """A fresh Elasticsearch node and an in-process search server on it, both gone afterwards."""
+    settings = Settings()
+    with tempfile.TemporaryDirectory(prefix="civic-bench-") as data:
+        node = LocalElasticsearch(home=ensure_installed(settings.es_version, CACHE_DIR), data_dir=Path(data),
+                                  http_port=free_port(), transport_port=free_port(), heap=heap,
+                                  cluster_name="civic-bench")
+        node.start()
+        try:
+            node.wait_ready(timeout_s=240)
+            settings = Settings(es_url=node.url)
+            es = connect(settings)
+            server = build_server(settings, Indexer(es, settings.index_prefix, refresh=False),
+                                  Searcher(es, settings.index_prefix), port=0).start()
+            try:
+                with channel(f"127.0.0.1:{server.port}", settings) as chan:
+                    yield settings, search_pb2_grpc.SearchServiceStub(chan)
+            finally:
+                server.stop()
+                es.close()
+        finally:
+            node.stop()

@@ -1,0 +1,73 @@
+"""`civic trends` and `civic search` against a real search server, run as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from civic.listening.v1 import search_pb2
+from services.common.grpc_server import channel
+from services.common.settings import Settings
+from services.search.client import connect
+from services.search.indexing import Indexer
+from services.search.server import build_server
+from services.search.service import Searcher
+from tests.test_search import corpus
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+CIVIC = str(Path(sys.executable).with_name("civic"))
+
+
+@pytest.fixture(scope="module")
+def search_target(elasticsearch_url: str) -> Iterator[str]:
+    settings = Settings(es_url=elasticsearch_url)
+    es = connect(settings)
+    server = build_server(settings, Indexer(es, "civic-posts", refresh=True), Searcher(es, "civic-posts"),
+                          port=0).start()
+    yield f"127.0.0.1:{server.port}"
+    server.stop()
+    es.close()
+
+
+def civic(target: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CIVIC_SEARCH_TARGET": target, "COLUMNS": "140", "NO_COLOR": "1"}
+    return subprocess.run([CIVIC, *args], capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+
+
+def test_trends_draws_one_bar_per_interval_with_the_sentiment_split(search_target: str, tenant: str) -> None:
+    from civic.listening.v1 import search_pb2_grpc
+
+    with channel(search_target, Settings()) as chan:
+        reply = search_pb2_grpc.SearchServiceStub(chan).IndexPosts(search_pb2.IndexPostsRequest(posts=corpus(tenant)))
+    assert reply.indexed == 5
+    result = civic(search_target, "trends", "--tenant", tenant, "--interval", "1h")
+    assert result.returncode == 0, result.stderr
+    assert f"{tenant}: posts per 1h (5 in all)" in result.stdout
+    (row,) = [line for line in result.stdout.splitlines() if line.strip().startswith("2025-11-13 02:00")]
+    assert row.split()[-4:] == ["5", "2", "1", "2"] and "█" * 40 in row
+    filtered = civic(search_target, "trends", "--tenant", tenant, "--query", "bus", "--from", "2025-11-13",
+                     "--to", "2025-11-14", "--interval", "1d")
+    assert filtered.returncode == 0, filtered.stderr
+    assert "(2 in all)" in filtered.stdout and "2025-11-13 " in filtered.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--interval", "5m"], "--interval must be one of 1h, 1d, 1w"),
+        (["--from", "last tuesday"], "--from must be an ISO 8601 date or time"),
+        (["--query", "(bus"], "INVALID_ARGUMENT: query: unbalanced parenthesis at position 1"),
+    ],
+)
+def test_trends_errors_are_one_line(search_target: str, args: list[str], message: str) -> None:
+    result = civic(search_target, "trends", "--tenant", "city", *args)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"civic: {message}") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
