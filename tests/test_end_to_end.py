@@ -62,6 +62,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, elasticsearch_url: str) -> I
         "CIVIC_RULES_FILE": str(rules),
         "CIVIC_ES_REFRESH_ON_INDEX": "true",
         "CIVIC_INFERENCE_HTTP_PORT": str(free_port()),
+        "CIVIC_OTLP_RECEIVER_PORT": str(free_port()),
     }
     for service in ("ingestion", "search", "alerting", "inference"):
         port = free_port()
@@ -152,6 +153,25 @@ def test_posts_flow_from_ingestion_to_a_search_hit_with_sentiment(stack: dict[st
     assert [a.rule_id for a in alerts] == ["bridge-mentions"]
     assert alerts[0].post_count == 3
     assert alerts[0].priority > 0
+
+
+def test_civic_trace_prints_the_post_journey(stack: dict[str, str]) -> None:
+    ingestion = stub(stack, "ingestion", ingestion_pb2_grpc.IngestionServiceStub)
+    text = "Street lights out again on Maple Avenue."
+    ingestion.IngestPosts(ingestion_pb2.IngestPostsRequest(posts=[post("traced", text, 5)]))
+    wait_forwarded(stack)
+    deadline = time.monotonic() + 30
+    while True:  # spans reach the local receiver within a few seconds of the work
+        result = civic(stack, "trace", "traced")
+        hops = ("IngestPosts", "forward_posts", "model.enrich", "index_posts", "bulk", "evaluate_posts")
+        if all(hop in result.stdout for hop in hops) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(hop in result.stdout for hop in hops), result.stdout
+    assert " ms" in result.stdout
+    unknown = civic(stack, "trace", "no-such-post")
+    assert unknown.returncode == 1 and "no-such-post" in unknown.stderr
 
 
 def test_ingest_and_search_from_the_command_line(stack: dict[str, str], tmp_path: Path) -> None:
