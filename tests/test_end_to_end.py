@@ -63,6 +63,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, elasticsearch_url: str) -> I
         "CIVIC_ES_REFRESH_ON_INDEX": "true",
         "CIVIC_INFERENCE_HTTP_PORT": str(free_port()),
         "CIVIC_OTLP_RECEIVER_PORT": str(free_port()),
+        "CIVIC_STACK_WEBHOOK_PORT": str(free_port()),
     }
     for service in ("ingestion", "search", "alerting", "inference"):
         port = free_port()

@@ -81,6 +81,7 @@ class Stack:
             "CIVIC_SPOOL_PATH": str(data / "spool.sqlite3"),
             "CIVIC_ALERTING_STATE_PATH": str(data / "alerting.sqlite3"),
             "ES_URL": self.settings.es_url,
+            "CIVIC_WEBHOOK_PORT": str(self.settings.stack_webhook_port),
         }
         if local_telemetry():
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{self.settings.otlp_receiver_port}"

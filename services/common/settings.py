@@ -75,11 +75,22 @@ class Settings(BaseSettings):
     # --- alerting ------------------------------------------------------------------------------
     rules_file: Path | None = Field(None, description="YAML of rules loaded at alerting start-up.")
     alerting_state_path: Path = Field(CACHE_DIR / "alerting.sqlite3", description="Rules and alerts.")
+    alerts_index_prefix: str = Field(
+        "civic-alerts", description="Alerts are copied to the Elasticsearch index <prefix>-<tenant>; empty = off."
+    )
+    alerting_tick_s: float = Field(1.0, description="How often escalation, webhook notifications and retries run.")
+    webhook_timeout_s: float = Field(10.0, description="HTTP timeout of one webhook delivery.")
+    webhook_max_attempts: int = Field(8, description="Delivery attempts of a notification before giving up.")
+    webhook_backoff_base_s: float = Field(2.0, description="First retry delay; doubles per attempt, jittered.")
+    alerting_external_url: str = Field("", description="Alertmanager payloads' externalURL and generatorURL base.")
 
     # --- local stack (civic up) ----------------------------------------------------------------
     run_dir: Path = Field(CACHE_DIR / "run", description="Pid files, logs and data of `civic up`.")
     es_version: str = Field("8.19.21", description="Local Elasticsearch fetched from Maven Central.")
     es_heap: str = Field("1g", description="Heap of the local Elasticsearch.")
+    stack_webhook_port: int = Field(
+        50056, description="Webhook receiver port `civic up` gives ingestion unless CIVIC_WEBHOOK_PORT is set."
+    )
 
     # --- telemetry -----------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Log level of every process.")
