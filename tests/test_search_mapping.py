@@ -8,14 +8,18 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from services.search.deadletter import DEFAULT_PREFIX, dead_letter_index, ensure_index
 from services.search.mapping import alias_name, ensure_tenant_index, install_templates
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "search-mapping.md"
 ROW = re.compile(r"^\| `([\w.]+)` \| `(\w+)` \|", re.MULTILINE)
 
 
-def documented_fields() -> dict[str, str]:
-    return dict(ROW.findall(DOC.read_text()))
+def documented_fields(section: str = "## Fields") -> dict[str, str]:
+    """The field table of one section of the doc."""
+    text = DOC.read_text()
+    body = text[text.index(section) + len(section):]
+    return dict(ROW.findall(body[: body.find("\n## ")] if "\n## " in body else body))
 
 
 def flatten(properties: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -25,6 +29,8 @@ def flatten(properties: dict[str, Any], prefix: str = "") -> dict[str, str]:
         fields[path] = spec.get("type", "object")
         if "properties" in spec:
             fields.update(flatten(spec["properties"], f"{path}."))
+        for sub, sub_spec in spec.get("fields", {}).items():
+            fields[f"{path}.{sub}"] = sub_spec["type"]
     return fields
 
 
@@ -49,3 +55,11 @@ def test_the_embedding_is_a_cosine_knn_vector_and_texts_use_their_language(
                                        "index_options": properties["embedding"]["index_options"]}
     assert properties["text_fr"]["analyzer"] == "french"
     assert properties["text_hi"]["analyzer"] == "hindi"
+
+
+def test_the_doc_lists_every_field_of_the_dead_letter_index(elasticsearch_url: str, tenant: str) -> None:
+    with Elasticsearch(elasticsearch_url) as es:
+        name = dead_letter_index(DEFAULT_PREFIX, tenant)
+        ensure_index(es, name)
+        (index_mapping,) = es.indices.get_mapping(index=name).body.values()
+    assert flatten(index_mapping["mappings"]["properties"]) == documented_fields("## Dead-letter index")
