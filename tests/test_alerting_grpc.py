@@ -82,7 +82,7 @@ class Running:
     def close(self) -> None:
         self.channel.close()
         self.server.stop(0)
-        self.alerting.store.close()
+        self.alerting.close()
 
 
 @pytest.fixture
@@ -91,7 +91,9 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     started: list[Running] = []
 
     def factory(**overrides: Any) -> Running:
-        settings = Settings(**{"alerting_state_path": tmp_path / "alerting.sqlite3", **overrides})
+        # No Elasticsearch copy unless a test asks for one (with the fixture's URL).
+        base = {"alerting_state_path": tmp_path / "alerting.sqlite3", "alerts_index_prefix": ""}
+        settings = Settings(**{**base, **overrides})
         running = Running(settings)
         started.append(running)
         return running

@@ -87,14 +87,14 @@ def test_rules_file_errors_name_the_entry_and_field(tmp_path: Path, text: str, f
 def test_rules_file_is_put_over_stored_rules_at_start_up(tmp_path: Path) -> None:
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text("- {id: a, tenant: t, kind: query_match, query: bins, threshold: 2, window_seconds: 3600}\n")
-    settings = Settings(alerting_state_path=tmp_path / "state.sqlite3", rules_file=rules_file)
+    settings = Settings(alerting_state_path=tmp_path / "state.sqlite3", rules_file=rules_file, alerts_index_prefix="")
     first = open_alerting(settings)
     first.put_rule(alerting_pb2.Rule(id="a", tenant="t", kind="RULE_KIND_QUERY_MATCH", threshold=9, window_seconds=60))
     first.put_rule(alerting_pb2.Rule(id="b", tenant="t", kind="RULE_KIND_VOLUME_SPIKE", threshold=3, window_seconds=60))
-    first.store.close()
+    first.close()
     second = open_alerting(settings)
     assert [(r.id, r.threshold, r.query) for r in second.list_rules("t")] == [("a", 2.0, "bins"), ("b", 3.0, "")]
-    second.store.close()
+    second.close()
 
 
 def example_week() -> list[post_pb2.EnrichedPost]:
@@ -103,7 +103,7 @@ def example_week() -> list[post_pb2.EnrichedPost]:
 
 
 def test_demo_rules_find_the_planted_outage_and_rumour(tmp_path: Path) -> None:
-    settings = Settings(alerting_state_path=tmp_path / "state.sqlite3", rules_file=DEMO_RULES)
+    settings = Settings(alerting_state_path=tmp_path / "state.sqlite3", rules_file=DEMO_RULES, alerts_index_prefix="")
     alerting = open_alerting(settings)
     server = build_server(settings, alerting, port=0).start()
     try:
@@ -118,7 +118,7 @@ def test_demo_rules_find_the_planted_outage_and_rumour(tmp_path: Path) -> None:
             }
     finally:
         server.stop(0)
-        alerting.store.close()
+        alerting.close()
     spikes = [a for a in alerts["city-transit"] if a.rule_id == "city-transit-volume-spike"]
     outage = (datetime(2026, 11, 13, 14, tzinfo=UTC), datetime(2026, 11, 13, 18, tzinfo=UTC))
     assert spikes, "the Line 3 outage raised no volume spike"

@@ -18,7 +18,7 @@ def main() -> None:
     alerting = open_alerting(settings)
     server = build_server(settings, alerting).start()
     log.info("alerting state at %s, rules file %s", settings.alerting_state_path, settings.rules_file)
-    server.serve_until_signal(on_stop=alerting.store.close)
+    server.serve_until_signal(on_stop=alerting.close)
 
 
 if __name__ == "__main__":

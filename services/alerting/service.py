@@ -10,11 +10,13 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from civic.listening.v1 import alerting_pb2, post_pb2
-from services.alerting import priority, volume
+from services.alerting import es_copy, lifecycle, priority, volume
+from services.alerting.background import Loop
 from services.alerting.conditions import Trailing, condition_holds, new_terms, summary
+from services.alerting.notifier import DeliveryPolicy, Notifier
 from services.alerting.rule_file import load_rules
 from services.alerting.rules import (
     BASELINE_WINDOWS,
@@ -27,7 +29,9 @@ from services.alerting.rules import (
     validate_rule,
     window_start,
 )
+from services.alerting.silences import Silences, silenced_by
 from services.alerting.store import AlertStore
+from services.alerting.webhooks import Webhooks
 from services.common import boolean_query, telemetry
 from services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from services.common.settings import Settings
@@ -41,6 +45,10 @@ MAX_LIST_LIMIT = 500
 # Calls allowed to wait for the evaluation lock before further ones are turned away.
 MAX_QUEUED_EVALUATIONS = 8
 RETENTION_S = 30 * 86_400
+# Concurrent WatchAlerts streams (each holds a gRPC worker thread) before RESOURCE_EXHAUSTED.
+MAX_WATCHES = 8
+WATCH_BATCH = 500
+WATCH_POLL_S = 0.5
 FIRING = alerting_pb2.ALERT_STATE_FIRING
 RESOLVED = alerting_pb2.ALERT_STATE_RESOLVED
 FIRED_EVENT = alerting_pb2.ALERT_EVENT_KIND_FIRED
@@ -83,6 +91,40 @@ class Alerting:
             self._rules.setdefault(rule.tenant, {})[rule.id] = rule
         self._evaluation = threading.Lock()
         self._queue = threading.BoundedSemaphore(MAX_QUEUED_EVALUATIONS)
+        self._watches = threading.BoundedSemaphore(MAX_WATCHES)
+        self.silences = Silences(store)
+        self.webhooks = Webhooks(store)
+        self.notifier: Notifier | None = None
+        self._loops: list[Loop] = []
+
+    def start_background(self, settings: Settings) -> None:
+        """Escalation and webhook delivery, and the Elasticsearch copy of alerts, in their own threads."""
+        self.notifier = Notifier(
+            self.store, self.webhooks, self.silences,
+            DeliveryPolicy(
+                settings.webhook_timeout_s, settings.webhook_max_attempts, settings.webhook_backoff_base_s,
+                settings.alerting_external_url,
+            ),
+            self.clock,
+        )
+        notifier = self.notifier
+        self._loops.append(Loop("alerting-notify", settings.alerting_tick_s, lambda: self._notify(notifier)).start())
+        if settings.alerts_index_prefix:
+            index = es_copy.AlertIndex(
+                self.store, es_copy.connect(settings), settings.alerts_index_prefix, settings.es_refresh_on_index
+            )
+            self._loops.append(Loop("alerting-es-copy", settings.alerting_tick_s, index.drain).start())
+
+    def _notify(self, notifier: Notifier) -> None:
+        self.escalate()
+        notifier.tick()
+
+    def close(self) -> None:
+        for loop in self._loops:
+            loop.stop()
+        if self.notifier is not None:
+            self.notifier.close()
+        self.store.close()
 
     # --- rules ---------------------------------------------------------------------------------
 
@@ -120,7 +162,31 @@ class Alerting:
             raise InvalidArgument("limit", f"must be 1 to {MAX_LIST_LIMIT}, or 0 for {DEFAULT_LIST_LIMIT}")
         if state not in (0, FIRING, RESOLVED):
             raise InvalidArgument("state", "must be FIRING, RESOLVED or unset")
-        return self.store.list_alerts(tenant, limit, state)
+        alerts = self.store.list_alerts(tenant, limit, state)
+        now, silences = self.clock(), self.silences.list(tenant, self.clock())
+        for alert in alerts:
+            alert.silenced_by[:] = silenced_by(silences, alert, now)
+        return alerts
+
+    def act(
+        self, action: Callable[..., alerting_pb2.Alert], tenant: str, alert_id: str, *args: str
+    ) -> alerting_pb2.Alert:
+        """Acknowledge, assign or resolve (a lifecycle function) under the evaluation lock, in one transaction."""
+        with self._evaluation, self.store.transaction():
+            return action(self.store, tenant, alert_id, *args, self.clock())
+
+    def escalate(self) -> list[alerting_pb2.Alert]:
+        with self._evaluation, self.store.transaction():
+            return lifecycle.escalate_due(self.store, self._rules, self.clock())
+
+    def watch(self, tenant: str, after_sequence: int) -> Watch:
+        """A stream of the tenant's events after the cursor; RESOURCE_EXHAUSTED beyond MAX_WATCHES."""
+        require_tenant(tenant)
+        if after_sequence < 0:
+            raise InvalidArgument("after_sequence", "must not be negative")
+        if not self._watches.acquire(blocking=False):
+            raise ResourceExhausted(f"more than {MAX_WATCHES} watches open; retry later")
+        return Watch(self.store, tenant, after_sequence, self._watches.release)
 
     def evaluate(self, posts: Sequence[post_pb2.EnrichedPost]) -> list[alerting_pb2.Alert]:
         """Counts the posts into their rules' windows; returns the alerts raised for the first time."""
@@ -238,7 +304,8 @@ class Alerting:
             alert.window_start.FromSeconds(start)
             alert.fired_at.FromNanoseconds(int(self.clock() * 1e9))
         alert.rule_name = rule.name
-        alert.severity = rule.severity
+        applied = lifecycle.effective_rule(rule, alert)
+        alert.severity = applied.severity
         alert.summary = summary(rule, start, counts, trailing)
         alert.post_count = counts.count
         alert.sample_post_ids[:] = counts.samples
@@ -246,8 +313,10 @@ class Alerting:
             alert.term = next(iter(new_terms(rule, counts, trailing)), "")
         alert.labels.clear()
         alert.labels.update(alert_labels(rule))
+        if alert.HasField("escalated_at"):
+            alert.labels.update(lifecycle.escalation_labels(applied))
         alert.priority_factors.clear()
-        alert.priority_factors.extend(priority.factors(rule, counts, trailing.usual))
+        alert.priority_factors.extend(priority.factors(applied, counts, trailing.usual))
         alert.priority = priority.priority(list(alert.priority_factors))
         self.store.put_alert(alert)
         if existing is None:
@@ -276,6 +345,30 @@ class Alerting:
         self.store.prune_windows(rule.tenant, rule.id, latest - retention_s(rule))
 
 
+class Watch:
+    """One WatchAlerts stream: its slot is given back by close(), whether or not it was iterated."""
+
+    def __init__(self, store: AlertStore, tenant: str, after: int, release: Callable[[], None]) -> None:
+        self.store, self.tenant, self.cursor = store, tenant, after
+        self._release: Callable[[], None] | None = release
+
+    def events(self, active: Callable[[], bool]) -> Iterator[alerting_pb2.AlertEvent]:
+        """Stored events after the cursor, then new ones as they are recorded, while `active()`."""
+        while active():
+            events = self.store.events(self.tenant, self.cursor, WATCH_BATCH)
+            for event in events:
+                self.cursor = event.sequence
+                yield event
+            if not events:
+                with self.store.changed:
+                    self.store.changed.wait(timeout=WATCH_POLL_S)
+
+    def close(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
 def alert_labels(rule: alerting_pb2.Rule) -> dict[str, str]:
     """What silences, grouping and receivers match on: the rule's own labels and the fixed ones."""
     return {
@@ -289,11 +382,13 @@ def alert_labels(rule: alerting_pb2.Rule) -> dict[str, str]:
 
 
 def open_alerting(settings: Settings) -> Alerting:
-    """The domain on its state file, with the rules file's rules put over the stored ones."""
+    """The domain on its state file, with the rules file's rules put over the stored ones, and its
+    background loops started (close() stops them)."""
     alerting = Alerting(AlertStore(settings.alerting_state_path))
     if settings.rules_file is not None:
         rules = load_rules(settings.rules_file)
         for rule in rules:
             alerting.put_rule(rule)
         log.info("loaded %d rules from %s", len(rules), settings.rules_file)
+    alerting.start_background(settings)
     return alerting

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from civic.listening.v1 import alerting_pb2
 from services.alerting.rules import WindowCounts
@@ -44,6 +45,9 @@ CREATE TABLE IF NOT EXISTS events (
     sequence INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, payload BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_tenant ON events (tenant, sequence);
+CREATE TABLE IF NOT EXISTS es_queue (
+    alert_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, payload BLOB NOT NULL
+);
 """
 # SQLite's default limit on host parameters is 999 in old builds.
 IN_CHUNK = 500
@@ -55,6 +59,8 @@ class AlertStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()
+        # Woken on every recorded event, so that watchers do not poll.
+        self.changed = threading.Condition()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
@@ -66,6 +72,15 @@ class AlertStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """One statement for the modules that own further tables (silences, webhooks, deliveries)."""
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def add_schema(self, script: str) -> None:
+        with self._lock:
+            self._db.executescript(script)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -230,6 +245,11 @@ class AlertStore:
                     alert.priority, alert.SerializeToString(),
                 ),
             )
+            # The copy in Elasticsearch follows from this queue, in the same transaction: never lost.
+            self._db.execute(
+                "INSERT OR REPLACE INTO es_queue (alert_id, tenant, payload) VALUES (?, ?, ?)",
+                (alert.id, alert.tenant, alert.SerializeToString()),
+            )
 
     def firing_alerts(self, tenant: str, rule_id: str, before_start: int) -> list[alerting_pb2.Alert]:
         with self._lock:
@@ -271,6 +291,8 @@ class AlertStore:
             )
         sequence = int(cursor.lastrowid or 0)
         self.last_sequence = sequence
+        with self.changed:
+            self.changed.notify_all()
         return sequence
 
     def events(self, tenant: str, after: int, limit: int) -> list[alerting_pb2.AlertEvent]:
