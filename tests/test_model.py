@@ -33,6 +33,11 @@ def model() -> EnrichmentModel:
     return EnrichmentModel.from_settings(Settings(inference_max_batch_size=4))
 
 
+@pytest.fixture(scope="module")
+def int8_model() -> EnrichmentModel:
+    return EnrichmentModel.from_settings(Settings(inference_max_batch_size=4, inference_quantize=True))
+
+
 def _norm(vector: list[float]) -> float:
     return math.sqrt(sum(value * value for value in vector))
 
@@ -44,7 +49,12 @@ def test_versions_name_every_part(model: EnrichmentModel) -> None:
     assert len(model.versions["sentiment"].split("@")[1]) == 12
 
 
+def _cosine(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True)) / (_norm(a) * _norm(b))
+
+
 def test_results_keep_request_order_across_batches(model: EnrichmentModel) -> None:
+    # fp32 (the default): int8 activation scales are computed per batch, so int8 results move slightly.
     texts = [
         "ok",
         "The bus was late again this morning and I missed my appointment at the clinic.",
@@ -63,6 +73,17 @@ def test_results_keep_request_order_across_batches(model: EnrichmentModel) -> No
         (alone,) = model.enrich([text])
         assert result.label == alone.label
         assert all(abs(a - b) < 1e-4 for a, b in zip(result.embedding, alone.embedding, strict=True)), text
+
+
+def test_int8_stays_close_to_fp32(model: EnrichmentModel, int8_model: EnrichmentModel) -> None:
+    assert int8_model.versions["encoder"] == model.versions["encoder"] + "+int8"
+    texts = NEGATIVE + POSITIVE + ["The bus was late again this morning.", "#passport", "😡"]
+    quantized, exact = int8_model.enrich(texts), model.enrich(texts)
+    for text, fast, slow in zip(texts, quantized, exact, strict=True):
+        assert _cosine(fast.embedding, slow.embedding) > 0.98, text
+        assert all(abs(fast.scores[k] - slow.scores[k]) < 0.15 for k in fast.scores), (text, fast.scores, slow.scores)
+    (alone,) = int8_model.enrich([texts[0]])
+    assert _cosine(alone.embedding, quantized[0].embedding) > 0.98  # the batch moves int8 results only slightly
 
 
 def test_scores_are_probabilities(model: EnrichmentModel) -> None:

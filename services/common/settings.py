@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     topics_file: Path | None = Field(None, description="YAML of topic name -> description.")
     ray_address: str = Field("local", description="'local' starts Ray in-process; else a cluster.")
     inference_quantize: bool = Field(
-        True, description="int8 dynamic quantization of the model's linear layers on CPU (fp16 on CUDA)."
+        False, description="int8 dynamic quantization of the model's linear layers on CPU (CUDA runs fp16)."
     )
 
     # --- ingestion -----------------------------------------------------------------------------
