@@ -68,7 +68,7 @@ def receiver() -> Iterator[Receiver]:
     state = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             time.sleep(state.delay_s)
             expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
@@ -223,7 +223,8 @@ def test_webhooks_list_and_delete(start: Callable[..., Running]) -> None:
     listed = running.stub.ListWebhooks(alerting_pb2.ListWebhooksRequest(tenant="city-a")).webhooks
     assert [(w.id, w.secret, w.alertmanager_format) for w in listed] == [("a", "", True), ("b", "", False)]
     running.stub.DeleteWebhook(alerting_pb2.DeleteWebhookRequest(tenant="city-a", id="a"))
-    assert [w.id for w in running.stub.ListWebhooks(alerting_pb2.ListWebhooksRequest(tenant="city-a")).webhooks] == ["b"]
+    left = running.stub.ListWebhooks(alerting_pb2.ListWebhooksRequest(tenant="city-a")).webhooks
+    assert [w.id for w in left] == ["b"]
     with pytest.raises(grpc.RpcError) as caught:
         running.stub.DeleteWebhook(alerting_pb2.DeleteWebhookRequest(tenant="city-a", id="a"))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
