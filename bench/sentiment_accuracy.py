@@ -31,8 +31,8 @@ def evaluate(model: EnrichmentModel, data_dir: Path) -> dict[str, float]:
     figures["mean"] = float(np.mean([figures[language] for language in LANGUAGES]))
     seen = set(read_lines(data_dir / "umsab" / "english" / "train_text.txt"))
     tweets = read_lines(data_dir / "tweeteval" / "val_text.txt")
-    labels = read_lines(data_dir / "tweeteval" / "val_labels.txt")
-    unseen = [(text, int(label)) for text, label in zip(tweets, labels, strict=True) if text not in seen]
+    tweet_labels = read_lines(data_dir / "tweeteval" / "val_labels.txt")
+    unseen = [(text, int(label)) for text, label in zip(tweets, tweet_labels, strict=True) if text not in seen]
     predicted = np.array([LABELS.index(result.label) for result in model.enrich([text for text, _ in unseen])])
     figures["tweeteval"] = macro_recall(np.array([label for _, label in unseen]), predicted)
     return figures

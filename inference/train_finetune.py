@@ -8,7 +8,7 @@ top `depth` layers + mean pooling + dropout + a linear layer), which makes an ep
 cheaper than a full fine-tune. Batches group tweets of similar length. After every epoch the tower
 is scored on the UMSAB validation splits and the epoch with the best mean macro-F1 is kept; test
 splits are never read. The printed figures, the data checksums and the hyper-parameters are written
-next to the weights (sentiment.json).
+next to the weights (sentiment_tower.json).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def write(tower: SentimentTower, best: tuple[float, int, dict[str, torch.Tensor]
         "figures": history[best[1] - 1],
         "train_seconds": round(time.monotonic() - started),
     }
-    (args.out_dir / "sentiment.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    (args.out_dir / "sentiment_tower.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return tower_path
 
 
