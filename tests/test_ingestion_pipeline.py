@@ -71,7 +71,7 @@ def test_posts_go_all_the_way_to_a_search_hit(downstream: Settings) -> None:
     forwarder = Forwarder(downstream, spool).start()
     try:
         posts = [
-            make_post("leak", "Huge water leak on Birch Road, call me at 555-123-4567 for details.", "a"),
+            make_post("leak", "Huge water leak on Birch Road!\n\n\n\nCall me  at 555-123-4567 for details.", "a"),
             *(make_post(f"other-{n}", f"Library opening hours changed for branch {n} this week.", f"b{n}")
               for n in range(12)),
         ]
@@ -91,6 +91,7 @@ def test_posts_go_all_the_way_to_a_search_hit(downstream: Settings) -> None:
         ).hits
     assert [hit.post.post.id for hit in hits] == ["leak"]
     found = hits[0].post
-    assert found.post.text == "Huge water leak on Birch Road, call me at [PHONE] for details."
+    assert found.post.text == "Huge water leak on Birch Road!\n\nCall me at [PHONE] for details."
+    assert found.post.display_text == "Huge water leak on Birch Road!\n\n\n\nCall me  at [PHONE] for details."
     assert found.post.language == "en"
     assert found.enrichment.sentiment != post_pb2.SENTIMENT_LABEL_UNSPECIFIED

@@ -112,17 +112,29 @@ def test_normalize_redacts_before_anything_else_and_counts() -> None:
     assert post.text.startswith("Call me  on 555"), "the request's post is not modified"
 
 
+def test_display_text_keeps_the_authors_layout_but_never_the_pii() -> None:
+    written = "Dear council,\n\n  Bins on Elm St:\n  - not collected\n  - call 555-123-4567  or bob@example.org\n"
+    post = make_post(text=written, display_text="sent by the client, ignored")
+    normalized = normalize_post(post, SETTINGS)
+    assert normalized.display_text == (
+        "Dear council,\n\n  Bins on Elm St:\n  - not collected\n  - call [PHONE]  or [EMAIL]\n"
+    )
+    assert normalized.text == "Dear council,\n\nBins on Elm St:\n- not collected\n- call [PHONE] or [EMAIL]"
+    assert "555" not in normalized.SerializeToString().decode(errors="replace")
+
+
 def test_the_stored_text_stays_within_the_limit_after_redaction() -> None:
     text = "x" * 93 + " a@b.io"
     normalized = normalize_post(make_post(text=text), SETTINGS)
     assert len(text) == SETTINGS.max_text_chars
     assert normalized.text == "x" * 93 + " [EMAIL"
+    assert normalized.display_text == normalized.text
 
 
 def test_redaction_can_be_turned_off() -> None:
     post = make_post(text="Call me on 555-123-4567", redactions=3)
     normalized = normalize_post(post, Settings(redact_pii=False))
-    assert normalized.text == "Call me on 555-123-4567"
+    assert normalized.text == normalized.display_text == "Call me on 555-123-4567"
     assert normalized.redactions == 0
 
 

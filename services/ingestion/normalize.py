@@ -77,7 +77,9 @@ def _require_range(value: float, low: float, high: float, field: str) -> None:
 def normalize_post(post: post_pb2.Post, settings: Settings) -> post_pb2.Post:
     """A copy with PII redacted, whitespace normalized and the language filled in.
 
-    Redaction comes first so that no later step (nor the spool) ever sees the original text.
+    Redaction comes first so that no later step (nor the spool) ever sees the original text. Two
+    forms of the redacted text are kept: `text`, normalized, for models, search and duplicate
+    checks, and `display_text`, spaced and broken into lines as written, for people to read.
     """
     normalized = post_pb2.Post()
     normalized.CopyFrom(post)
@@ -86,6 +88,7 @@ def normalize_post(post: post_pb2.Post, settings: Settings) -> post_pb2.Post:
     if settings.redact_pii:
         text, normalized.redactions = redact(text)
     # A placeholder can be longer than what it replaced; the limit holds for the stored text too.
+    normalized.display_text = text[: settings.max_text_chars]
     normalized.text = normalize_whitespace(text)[: settings.max_text_chars]
     normalized.near_duplicate = False
     if normalized.language:

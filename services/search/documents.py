@@ -41,6 +41,7 @@ def to_document(enriched: post_pb2.EnrichedPost) -> dict[str, Any]:
         },
         "reach": post.author.follower_count,
         "text": post.text,
+        "display_text": post.display_text,
         "language": post.language,
         "language_confidence": post.language_confidence,
         "url": post.url,
@@ -91,6 +92,7 @@ def from_document(source: dict[str, Any]) -> post_pb2.EnrichedPost:
             id=author.get("id", ""), name=author.get("name", ""), follower_count=author.get("follower_count", 0)
         ),
         text=source.get("text", ""),
+        display_text=source.get("display_text", ""),
         language=source.get("language", ""),
         language_confidence=source.get("language_confidence", 0.0),
         url=source.get("url", ""),

@@ -47,6 +47,8 @@ PROPERTIES: dict[str, Any] = {
     },
     "reach": LONG,
     "text": {"type": "text", "analyzer": "standard"},
+    # The author's layout, for display only: kept in _source, never analyzed nor searched.
+    "display_text": {"type": "text", "index": False},
     **{f"text_{language}": {"type": "text", "analyzer": analyzer} for language, analyzer in LANGUAGE_ANALYZERS.items()},
     "language": KEYWORD,
     "language_confidence": FLOAT,
@@ -123,6 +125,8 @@ def ensure_tenant_index(es: Elasticsearch, prefix: str, tenant: str) -> str:
     """The tenant's alias, creating its first index (from the template) on the tenant's first write."""
     alias = alias_name(prefix, tenant)
     if es.indices.exists_alias(name=alias):
+        # An index made before a field was added gets it, or its strict mapping would refuse posts.
+        es.indices.put_mapping(index=alias, properties=PROPERTIES)
         return alias
     try:
         es.indices.create(index=first_index_name(prefix, tenant), aliases={alias: {"is_write_index": True}})
