@@ -74,6 +74,12 @@ def test_demo_rules_file_gives_each_tenant_its_rules() -> None:
         ("- {id: a, tenant: T!, kind: query_match, threshold: 2, window_seconds: 3600}", "rules_file[0].tenant"),
         ("- just a string", "rules_file[0]"),
         ("id: a", "rules_file"),
+        ("- {id: a, tenant: t, kind: query_match, threshold: 2, window_seconds: 3600, labels: [x]}",
+         "rules_file[0].labels"),
+        ("- {id: a, tenant: t, kind: query_match, threshold: 2, window_seconds: 3600, labels: {rule: x}}",
+         "rules_file[0].labels"),
+        ("- {id: a, tenant: t, kind: volume_spike, threshold: 2, window_seconds: 3600, sensitivity: 2}",
+         "rules_file[0].sensitivity"),
     ],
 )
 def test_rules_file_errors_name_the_entry_and_field(tmp_path: Path, text: str, field: str) -> None:
@@ -129,6 +135,11 @@ def test_demo_rules_find_the_planted_outage_and_rumour(tmp_path: Path) -> None:
     assert all(a.window_start.ToDatetime(tzinfo=UTC).date().isoformat() in ("2026-11-11", "2026-11-12") for a in rumour)
     assert all(a.severity == alerting_pb2.SEVERITY_CRITICAL and a.post_count >= 15 for a in rumour)
     assert alerts["passport-office"] == []
+    voices = [a for a in alerts["emergency-mgmt"] if a.rule_id == "emergency-mgmt-relief-fee-voices"]
+    assert voices and all(a.labels["team"] == "comms" for a in voices)
+    assert all(a.window_start.ToDatetime(tzinfo=UTC).date().isoformat() in ("2026-11-11", "2026-11-12") for a in voices)
+    line3 = [a for a in alerts["city-transit"] if a.rule_id == "city-transit-line-3"]
+    assert line3 and all(outage[0] <= a.window_start.ToDatetime(tzinfo=UTC) < outage[1] for a in line3)
 
 
 def test_module_starts_the_server_with_its_rules_file(tmp_path: Path) -> None:
@@ -147,9 +158,10 @@ def test_module_starts_the_server_with_its_rules_file(tmp_path: Path) -> None:
             stub = alerting_pb2_grpc.AlertingServiceStub(chan)
             reply = stub.ListRules(alerting_pb2.ListRulesRequest(tenant="emergency-mgmt"), timeout=10)
         assert [r.id for r in reply.rules] == [
-            "emergency-mgmt-negative-day", "emergency-mgmt-relief-fee", "emergency-mgmt-volume-spike"
+            "emergency-mgmt-negative-day", "emergency-mgmt-relief-fee", "emergency-mgmt-relief-fee-voices",
+            "emergency-mgmt-volume-spike",
         ]
     finally:
         stop_pid(process.pid)
     log = (tmp_path / "alerting.log").read_text()
-    assert "loaded 7 rules" in log and "shutting down" in log and "Traceback" not in log, log[-2000:]
+    assert "loaded 9 rules" in log and "shutting down" in log and "Traceback" not in log, log[-2000:]

@@ -17,7 +17,9 @@ from services.common.errors import InvalidArgument
 
 FIELD = "rules_file"
 TEXT_FIELDS = ("id", "tenant", "name", "query")
-NUMBER_FIELDS = {"threshold": float, "window_seconds": int, "min_posts": int}
+NUMBER_FIELDS = {
+    "threshold": float, "window_seconds": int, "min_posts": int, "sensitivity": float, "escalate_after_seconds": int,
+}
 
 
 def _enum_value(enum: Any, prefix: str, word: Any, field: str) -> int:
@@ -32,7 +34,7 @@ def _enum_value(enum: Any, prefix: str, word: Any, field: str) -> int:
 def rule_from_mapping(entry: Any, field: str) -> alerting_pb2.Rule:
     if not isinstance(entry, dict):
         raise InvalidArgument(field, "must be a mapping of rule fields")
-    unknown = set(entry) - {*TEXT_FIELDS, *NUMBER_FIELDS, "kind", "severity"}
+    unknown = set(entry) - {*TEXT_FIELDS, *NUMBER_FIELDS, "kind", "severity", "labels"}
     if unknown:
         raise InvalidArgument(f"{field}.{sorted(map(str, unknown))[0]}", "is not a rule field")
     rule = alerting_pb2.Rule()
@@ -45,6 +47,11 @@ def rule_from_mapping(entry: Any, field: str) -> alerting_pb2.Rule:
                 setattr(rule, name, convert(entry[name]))
             except (TypeError, ValueError) as exc:
                 raise InvalidArgument(f"{field}.{name}", "must be a number") from exc
+    if "labels" in entry:
+        labels = entry["labels"]
+        if not isinstance(labels, dict) or any(isinstance(v, (dict, list)) for v in labels.values()):
+            raise InvalidArgument(f"{field}.labels", "must be a mapping of label names to values")
+        rule.labels.update({str(name): str(value) for name, value in labels.items()})
     if "kind" in entry:
         rule.kind = _enum_value(alerting_pb2.RuleKind, "RULE_KIND_", entry["kind"], f"{field}.kind")  # type: ignore[assignment]
     if "severity" in entry:
