@@ -27,6 +27,7 @@ from civic.listening.v1 import (
     search_pb2_grpc,
 )
 from services.alerting.anomaly import detect_csv
+from services.cli import alerts as alerts_cli
 from services.cli import render, trace, trends
 from services.cli import sources as sources_cli
 from services.cli.stack import Stack
@@ -38,6 +39,7 @@ from services.common.settings import Settings, get_settings
 
 app = typer.Typer(help="civic-listening: social listening for public services.", no_args_is_help=True)
 app.add_typer(sources_cli.app, name="sources")
+app.add_typer(alerts_cli.app, name="alerts")
 console = Console()
 err = Console(stderr=True)
 
@@ -239,18 +241,6 @@ def search(
 
 
 app.command("trends")(friendly_errors(trends.trends))
-
-
-@app.command()
-@friendly_errors
-def alerts(
-    tenant: Annotated[str, typer.Option(help="Agency whose alerts to list.")],
-    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
-) -> None:
-    """The agency's action queue: alerts, highest priority first."""
-    alerting = stub(alerting_pb2_grpc.AlertingServiceStub, settings().alerting_target)
-    reply = alerting.ListAlerts(alerting_pb2.ListAlertsRequest(tenant=tenant, limit=limit))
-    render.alert_table(console, tenant, reply.alerts)
 
 
 @app.command()

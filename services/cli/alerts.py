@@ -1,0 +1,219 @@
+"""`civic alerts ...`: the action queue from a terminal: list, acknowledge, assign, resolve, silence, watch.
+
+`civic alerts --tenant T` alone still lists, as it did before the subcommands existed. `--by` is who
+does it, recorded with the change; it becomes the signed-in user once authentication exists.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, TypeVar
+
+import grpc
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from civic.listening.v1 import alerting_pb2, alerting_pb2_grpc
+from services.common.grpc_server import channel
+from services.common.settings import get_settings
+
+app = typer.Typer(help="The agency's alerts: list, ack, assign, resolve, silence, watch.", invoke_without_command=True)
+console = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+Tenant = Annotated[str, typer.Option("--tenant", "-t", help="The agency whose alerts these are.")]
+By = Annotated[str, typer.Option("--by", help="Who does this (recorded with the change).")]
+AlertId = Annotated[str, typer.Argument(help="The alert id, as `civic alerts list` shows it.")]
+STATES = {"firing": alerting_pb2.ALERT_STATE_FIRING, "resolved": alerting_pb2.ALERT_STATE_RESOLVED}
+# `name=value`, `name!=value`, `name=~regex`, `name!~regex`, as in Alertmanager's amtool.
+MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*)$")
+OPERATORS = {
+    "=": alerting_pb2.MATCH_OPERATOR_EQUAL, "!=": alerting_pb2.MATCH_OPERATOR_NOT_EQUAL,
+    "=~": alerting_pb2.MATCH_OPERATOR_REGEX, "!~": alerting_pb2.MATCH_OPERATOR_NOT_REGEX,
+}
+DURATION = re.compile(r"^(\d+)([smhd])$")
+UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def _errors(command: F) -> F:
+    """One clear line and exit code 1 instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except grpc.RpcError as exc:
+            code = exc.code()  # type: ignore[attr-defined]
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                message = "the stack is not reachable; start it with `civic up`"
+            else:
+                message = f"{code.name}: {exc.details()}"  # type: ignore[attr-defined]
+            err.print(f"[red]civic:[/red] {message}", highlight=False)
+            raise typer.Exit(code=1) from None
+        except ValueError as exc:
+            err.print(f"[red]civic:[/red] {exc}", highlight=False)
+            raise typer.Exit(code=1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _stub() -> alerting_pb2_grpc.AlertingServiceStub:
+    settings = get_settings()
+    return alerting_pb2_grpc.AlertingServiceStub(channel(settings.alerting_target, settings))
+
+
+def _word(enum: Any, value: int, prefix: str) -> str:
+    return str(enum.Name(value)).removeprefix(prefix).lower()
+
+
+def _table(tenant: str, alerts: list[alerting_pb2.Alert]) -> None:
+    if not alerts:
+        console.print(f"No alerts for {tenant}.")
+        return
+    table = Table(title=f"Action queue of {tenant} (highest priority first)")
+    for column in ("id", "priority", "severity", "state", "rule", "window (UTC)", "posts", "who", "summary"):
+        table.add_column(column, overflow="fold")
+    for alert in alerts:
+        who = ", ".join(filter(None, [
+            f"ack {alert.acknowledged_by}" if alert.acknowledged_by else "",
+            f"-> {alert.assignee}" if alert.assignee else "",
+            "silenced" if alert.silenced_by else "",
+            "escalated" if alert.HasField("escalated_at") else "",
+        ]))
+        table.add_row(
+            alert.id, f"{alert.priority:.0f}", _word(alerting_pb2.Severity, alert.severity, "SEVERITY_"),
+            _word(alerting_pb2.AlertState, alert.state, "ALERT_STATE_"), alert.rule_name,
+            alert.window_start.ToDatetime().strftime("%Y-%m-%d %H:%M"), str(alert.post_count), who, alert.summary,
+        )
+    console.print(table)
+
+
+def _list(tenant: str, limit: int, state: str | None) -> None:
+    if state is not None and state not in STATES:
+        raise ValueError(f"--state must be firing or resolved, not {state!r}")
+    request = alerting_pb2.ListAlertsRequest(tenant=tenant, limit=limit, state=STATES.get(state or "", 0))  # type: ignore[arg-type]
+    _table(tenant, list(_stub().ListAlerts(request, timeout=get_settings().rpc_timeout_s).alerts))
+
+
+@app.callback()
+@_errors
+def alerts(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="List this agency's alerts.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+) -> None:
+    """The agency's action queue: alerts, highest priority first (`civic alerts --tenant T`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if tenant is None:
+        raise ValueError("give --tenant, or a command: list, ack, assign, resolve, silence, watch")
+    _list(tenant, limit, None)
+
+
+@app.command("list")
+@_errors
+def list_alerts(
+    tenant: Tenant,
+    state: Annotated[str | None, typer.Option(help="firing or resolved; default both.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+) -> None:
+    """Alerts with their ids, highest priority first."""
+    _list(tenant, limit, state)
+
+
+def _changed(alert: alerting_pb2.Alert, what: str) -> None:
+    console.print(f"{alert.id} {what} ({_word(alerting_pb2.AlertState, alert.state, 'ALERT_STATE_')}): "
+                  f"{alert.rule_name}", highlight=False)
+
+
+@app.command()
+@_errors
+def ack(alert_id: AlertId, tenant: Tenant, by: By) -> None:
+    """Acknowledge an alert: someone is on it, and it will not escalate."""
+    request = alerting_pb2.AcknowledgeAlertRequest(tenant=tenant, alert_id=alert_id, by=by)
+    _changed(_stub().AcknowledgeAlert(request, timeout=get_settings().rpc_timeout_s).alert, f"acknowledged by {by}")
+
+
+@app.command()
+@_errors
+def assign(
+    alert_id: AlertId, assignee: Annotated[str, typer.Argument(help="Person or team.")], tenant: Tenant, by: By
+) -> None:
+    """Assign an alert to a person or team."""
+    request = alerting_pb2.AssignAlertRequest(tenant=tenant, alert_id=alert_id, assignee=assignee, by=by)
+    _changed(_stub().AssignAlert(request, timeout=get_settings().rpc_timeout_s).alert, f"assigned to {assignee}")
+
+
+@app.command()
+@_errors
+def resolve(alert_id: AlertId, tenant: Tenant, by: By) -> None:
+    """Resolve an alert by hand."""
+    request = alerting_pb2.ResolveAlertRequest(tenant=tenant, alert_id=alert_id, by=by)
+    _changed(_stub().ResolveAlert(request, timeout=get_settings().rpc_timeout_s).alert, f"resolved by {by}")
+
+
+def parse_matcher(text: str) -> alerting_pb2.Matcher:
+    found = MATCHER.match(text)
+    if found is None:
+        raise ValueError(f"--match {text!r}: write name=value, name!=value, name=~regex or name!~regex")
+    name, operator, value = found.groups()
+    return alerting_pb2.Matcher(name=name, value=value.strip().strip('"'), operator=OPERATORS[operator])  # type: ignore[arg-type]
+
+
+def parse_duration(text: str) -> timedelta:
+    found = DURATION.match(text.strip())
+    if found is None or int(found.group(1)) == 0:
+        raise ValueError(f"--for {text!r}: write a duration like 30m, 2h or 1d")
+    return timedelta(seconds=int(found.group(1)) * UNIT_S[found.group(2)])
+
+
+@app.command()
+@_errors
+def silence(
+    tenant: Tenant,
+    by: By,
+    match: Annotated[list[str], typer.Option("--match", "-m", help="Label matcher, e.g. team=roads; repeatable.")],
+    duration: Annotated[str, typer.Option("--for", help="How long, e.g. 2h.")] = "2h",
+    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    expire: Annotated[str | None, typer.Option(help="End this silence id now instead.")] = None,
+) -> None:
+    """Hold notifications of matching alerts for a while (or end a silence with --expire ID)."""
+    settings = get_settings()
+    if expire is not None:
+        request = alerting_pb2.ExpireSilenceRequest(tenant=tenant, id=expire)
+        ended = _stub().ExpireSilence(request, timeout=settings.rpc_timeout_s).silence
+        console.print(f"silence {ended.id} ended at {ended.ends_at.ToDatetime():%Y-%m-%d %H:%M} UTC")
+        return
+    made = alerting_pb2.Silence(
+        tenant=tenant, matchers=[parse_matcher(m) for m in match], created_by=by, comment=comment
+    )
+    made.ends_at.FromDatetime(datetime.now(UTC) + parse_duration(duration))
+    stored = _stub().CreateSilence(alerting_pb2.CreateSilenceRequest(silence=made), timeout=settings.rpc_timeout_s)
+    console.print(f"silence {stored.silence.id} until {stored.silence.ends_at.ToDatetime():%Y-%m-%d %H:%M} UTC")
+
+
+@app.command()
+@_errors
+def watch(
+    tenant: Tenant,
+    after: Annotated[int, typer.Option(min=0, help="Resume after this sequence (printed first on each line).")] = 0,
+) -> None:
+    """Print the agency's alert events as they happen, one line each; Ctrl-C to stop."""
+    stream = _stub().WatchAlerts(alerting_pb2.WatchAlertsRequest(tenant=tenant, after_sequence=after))
+    try:
+        for reply in stream:
+            event = reply.event
+            console.print(
+                f"{event.sequence} {event.at.ToDatetime():%Y-%m-%d %H:%M:%S} "
+                f"{_word(alerting_pb2.AlertEventKind, event.kind, 'ALERT_EVENT_KIND_')} {event.alert.id} "
+                f"{event.alert.rule_name}: {event.alert.summary}",
+                highlight=False, soft_wrap=True,
+            )
+            console.file.flush()  # a pipe (`| grep`) sees each event as it happens
+    except KeyboardInterrupt:
+        stream.cancel()
