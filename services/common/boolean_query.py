@@ -1,13 +1,24 @@
-"""The public boolean query language, parsed and matched in-process, without Elasticsearch.
+"""The public boolean query language: its one parser, and the matcher that runs it on a single post.
 
-It is the language that search accepts (words, "phrases", AND/OR/NOT, grouping, field:value on an
-allow-list, trailing wildcards only), so that an alert rule and a saved search mean the same posts,
-but evaluated on one post at a time as it streams by. Words are lower-cased Unicode word tokens, as
-the standard analyzer makes them; a query word written with '#' asks for the hashtag itself, while a
-plain word also matches a hashtag of the same spelling. Adjacent terms are ANDed (search uses
-default_operator AND); NOT binds tightest, then AND, then OR.
+Search translates the tree into Elasticsearch clauses (services/search/query_language.py); alerting
+matches it against each post as it streams by (`Node.matches`), so an alert rule and a saved search
+mean the same posts. Parsing it ourselves, rather than handing it to query_string, gives errors that
+say where the query is wrong ("unbalanced parenthesis at position 17") and keeps regexes, scripts,
+fields outside the allow-list and unbounded wildcard expansion out of reach.
 
-Domain-neutral (no protobuf): the caller builds a `Document` from whatever a post looks like.
+Grammar (adjacent terms are ANDed; NOT binds tightest, then AND, then OR):
+
+    query   := or EOF
+    or      := and (("OR" | "||") and)*
+    and     := unary ([("AND" | "&&")] unary)*
+    unary   := ("NOT" | "-" | "!" | "+") unary | primary
+    primary := "(" or ")" | FIELD ":" (value | "(" or ")") | value
+    value   := WORD | WORD"*" | "PHRASE"
+
+Words match lower-cased Unicode word tokens, as the standard analyzer makes them; a query word
+written with '#' asks for the hashtag itself, while a plain word also matches a hashtag of the same
+spelling. Positions in errors count characters from 1. Domain-neutral (no protobuf, no
+Elasticsearch): the caller builds a `Document` from whatever a post looks like.
 """
 
 from __future__ import annotations
@@ -15,20 +26,39 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from services.common.errors import InvalidArgument
 
-# Field names a query may use; "text" is the post text, the others compare whole values.
+MAX_QUERY_CHARS = 1000
+MAX_TERMS = 100
+MAX_PREFIXES = 10
+MAX_DEPTH = 20
+MIN_PREFIX_CHARS = 2
+
 TEXT_FIELD = "text"
-KEYWORD_FIELDS = frozenset(
-    {"channel", "source", "language", "sentiment", "topic", "author", "author.name", "author.id", "near_duplicate"}
-)
-FIELDS = KEYWORD_FIELDS | {TEXT_FIELD}
+# Field names a query may use -> the field they mean; "text" is the post text, the others compare
+# whole values. A term without a field searches the text (field None).
+FIELDS: Mapping[str, str] = {
+    "text": TEXT_FIELD,
+    "channel": "channel",
+    "source": "source",
+    "language": "language",
+    "sentiment": "sentiment",
+    "topic": "topic",
+    "author": "author.name",
+    "author.name": "author.name",
+    "author.id": "author.id",
+    "near_duplicate": "near_duplicate",
+}
+BOOLEAN_FIELDS = frozenset({"near_duplicate"})
 WORD = re.compile(r"#?\w+")
-_TOKEN = re.compile(
-    r'\s+|(?P<open>\()|(?P<close>\))|(?P<phrase>"(?:\\.|[^"\\])*")|(?P<field>[A-Za-z_][\w.]*):'
-    r"|(?P<and>&&)|(?P<or>\|\|)|(?P<word>[^\s()\"]+)"
-)
+
+_SPACE = re.compile(r"\s+")
+_WORD = re.compile(r'(?:\\.|[^\s()"\\])+')
+_FIELD = re.compile(r"([A-Za-z_][\w.]*):")
+_OPERATORS = {"AND": "AND", "OR": "OR", "NOT": "NOT", "&&": "AND", "||": "OR"}
+_PREFIX_OPERATORS = {"-": "NOT", "!": "NOT", "+": "+"}  # only right before a term: "-late", "+(a OR b)"
 
 
 @dataclass(frozen=True)
@@ -48,7 +78,7 @@ class Document:
             fields={name: frozenset(v.lower() for v in values if v) for name, values in (fields or {}).items()},
         )
 
-    @property
+    @cached_property
     def words(self) -> frozenset[str]:
         return frozenset(self.tokens)
 
@@ -60,45 +90,60 @@ class Node:
 
 @dataclass(frozen=True)
 class MatchAll(Node):
+    """The empty query."""
+
     def matches(self, doc: Document) -> bool:
         return True
 
 
+def _in_order(tokens: tuple[str, ...], words: tuple[str, ...]) -> bool:
+    size = len(words)
+    return size == 0 or any(tokens[i : i + size] == words for i in range(len(tokens) - size + 1))
+
+
 @dataclass(frozen=True)
 class Term(Node):
-    """One word (or word prefix) in the text, or one value (or prefix) of a keyword field."""
+    """A word or word prefix in the text (field None or "text"), or a value or prefix of a keyword field.
 
-    field: str
+    `value` is as written, escapes removed (and the trailing '*' of a prefix), so that each backend
+    analyses it its own way.
+    """
+
+    field: str | None
     value: str
     prefix: bool = False
 
+    @cached_property
+    def _words(self) -> tuple[str, ...]:
+        return tuple(WORD.findall(self.value.lower()))
+
     def matches(self, doc: Document) -> bool:
-        if self.field != TEXT_FIELD:
+        if self.field not in (None, TEXT_FIELD):
             values = doc.fields.get(self.field, frozenset())
-            return any(v.startswith(self.value) for v in values) if self.prefix else self.value in values
-        if self.value.startswith("#"):
-            pool: Iterable[str] = doc.hashtags
-        else:
-            pool = doc.words
-        return any(word.startswith(self.value) for word in pool) if self.prefix else self.value in pool
+            value = self.value.lower()
+            return any(v.startswith(value) for v in values) if self.prefix else value in values
+        words = self._words
+        if len(words) != 1:  # "line-3" is two tokens to the analyzer: both must follow each other
+            return _in_order(doc.tokens, tuple(word.lstrip("#") for word in words))
+        pool = doc.hashtags if words[0].startswith("#") else doc.words
+        return any(word.startswith(words[0]) for word in pool) if self.prefix else words[0] in pool
 
 
 @dataclass(frozen=True)
 class Phrase(Node):
     """Words in this order, next to each other (a keyword field compares the whole value)."""
 
-    field: str
-    words: tuple[str, ...]
-    raw: str
+    field: str | None
+    text: str
+
+    @cached_property
+    def _words(self) -> tuple[str, ...]:
+        return tuple(word.lstrip("#") for word in WORD.findall(self.text.lower()))
 
     def matches(self, doc: Document) -> bool:
-        if self.field != TEXT_FIELD:
-            return self.raw.lower() in doc.fields.get(self.field, frozenset())
-        size = len(self.words)
-        if size == 0:
-            return True
-        tokens = doc.tokens
-        return any(tokens[i : i + size] == self.words for i in range(len(tokens) - size + 1))
+        if self.field not in (None, TEXT_FIELD):
+            return self.text.lower() in doc.fields.get(self.field, frozenset())
+        return _in_order(doc.tokens, self._words)
 
 
 @dataclass(frozen=True)
@@ -125,139 +170,182 @@ class Or(Node):
         return any(part.matches(doc) for part in self.parts)
 
 
-def _tokens(query: str, name: str) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    position = 0
-    while position < len(query):
-        found = _TOKEN.match(query, position)
-        if found is None:  # only an unterminated phrase gets here
-            raise InvalidArgument(name, 'has an unterminated "phrase"')
-        position = found.end()
-        kind = found.lastgroup
-        if kind is None:
+@dataclass(frozen=True)
+class Token:
+    kind: str  # "(", ")", "AND", "OR", "NOT", "+", "WORD", "PHRASE", "FIELD"
+    text: str
+    position: int  # 1-based
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def tokenize(query: str, name: str = "query") -> list[Token]:
+    """The query's tokens with their positions; InvalidArgument naming `name` for an unclosed quote."""
+    tokens: list[Token] = []
+    at = 0
+    while at < len(query):
+        space = _SPACE.match(query, at)
+        if space:
+            at = space.end()
             continue
-        text = found.group(kind)
-        if kind == "word" and text in {"AND", "OR", "NOT"}:
-            kind = text.lower()
-        out.append((kind, text))
-    return out
+        char = query[at]
+        if char in "()":
+            tokens.append(Token(char, char, at + 1))
+            at += 1
+        elif char == '"':
+            end = at + 1
+            while end < len(query) and query[end] != '"':
+                end += 2 if query[end] == "\\" else 1
+            if end >= len(query):
+                raise InvalidArgument(name, f"unterminated phrase: the quote at position {at + 1} is never closed")
+            tokens.append(Token("PHRASE", _unescape(query[at + 1 : end]), at + 1))
+            at = end + 1
+        elif char in _PREFIX_OPERATORS and at + 1 < len(query) and query[at + 1] not in " \t\n)":
+            tokens.append(Token(_PREFIX_OPERATORS[char], char, at + 1))
+            at += 1
+        elif found := _FIELD.match(query, at):
+            tokens.append(Token("FIELD", found.group(1), at + 1))
+            at = found.end()
+        else:
+            word = _WORD.match(query, at)
+            assert word is not None  # any other character starts a word
+            text = word.group(0)
+            kind = _OPERATORS.get(text, "WORD")
+            tokens.append(Token(kind, text if kind == "WORD" else kind, at + 1))
+            at = word.end()
+    return tokens
 
 
 class _Parser:
-    def __init__(self, tokens: list[tuple[str, str]], name: str) -> None:
-        self.tokens = tokens
-        self.at = 0
+    def __init__(self, query: str, name: str) -> None:
+        self.tokens = tokenize(query, name)
         self.name = name
-
-    def peek(self) -> str | None:
-        return self.tokens[self.at][0] if self.at < len(self.tokens) else None
-
-    def take(self) -> tuple[str, str]:
-        token = self.tokens[self.at]
-        self.at += 1
-        return token
+        self.at = 0
+        self.end_position = len(query) + 1
+        self.terms = 0
+        self.prefixes = 0
 
     def fail(self, reason: str) -> InvalidArgument:
         return InvalidArgument(self.name, reason)
 
+    def peek(self) -> Token | None:
+        return self.tokens[self.at] if self.at < len(self.tokens) else None
+
+    def take(self) -> Token:
+        token = self.tokens[self.at]
+        self.at += 1
+        return token
+
     def parse(self) -> Node:
         if not self.tokens:
             return MatchAll()
-        node = self.disjunction()
-        if self.peek() is not None:
-            raise self.fail(f"unexpected {self.tokens[self.at][1]!r}")
-        return node
+        tree = self.or_(depth=0, field=None)
+        token = self.peek()
+        if token is not None:
+            if token.kind == ")":
+                raise self.fail(f"unbalanced parenthesis at position {token.position}: ')' closes nothing")
+            raise self.fail(f"unexpected '{token.text}' at position {token.position}")
+        return tree
 
-    def disjunction(self) -> Node:
-        parts = [self.conjunction()]
-        while self.peek() == "or":
+    def or_(self, depth: int, field: str | None) -> Node:
+        parts = [self.and_(depth, field)]
+        while (token := self.peek()) is not None and token.kind == "OR":
             self.take()
-            parts.append(self.conjunction())
+            parts.append(self.and_(depth, field, after=token))
         return parts[0] if len(parts) == 1 else Or(tuple(parts))
 
-    def conjunction(self) -> Node:
-        parts = [self.unary()]
-        while self.peek() in {"and", "not", "open", "phrase", "field", "word"}:
-            if self.peek() == "and":
-                self.take()
-            parts.append(self.unary())
+    def and_(self, depth: int, field: str | None, after: Token | None = None) -> Node:
+        parts = [self.unary(depth, field, after)]
+        while (token := self.peek()) is not None and token.kind not in {")", "OR"}:
+            operator = self.take() if token.kind == "AND" else None
+            parts.append(self.unary(depth, field, operator))
         return parts[0] if len(parts) == 1 else And(tuple(parts))
 
-    def unary(self) -> Node:
-        kind = self.peek()
-        if kind == "not":
+    def unary(self, depth: int, field: str | None, after: Token | None) -> Node:
+        """A loop, not recursion, so that a thousand '-' cannot exhaust the stack; NOT NOT x is x."""
+        negated = False
+        while (token := self.peek()) is not None and token.kind in {"NOT", "+"}:
+            after = self.take()
+            negated ^= token.kind == "NOT"
+        node = self.primary(depth, field, after)
+        return Not(node) if negated else node
+
+    def primary(self, depth: int, field: str | None, after: Token | None) -> Node:
+        token = self.peek()
+        if token is None or token.kind in {")", "AND", "OR"}:
+            where = token.position if token else self.end_position
+            found = f"'{token.text}'" if token else "the end of the query"
+            if after is not None:
+                raise self.fail(f"'{after.text}' at position {after.position} needs a term after it, "
+                                f"found {found} at position {where}")
+            raise self.fail(f"expected a term at position {where}, found {found}")
+        self.take()
+        if token.kind == "(":
+            if depth >= MAX_DEPTH:
+                raise self.fail(f"groups nested deeper than {MAX_DEPTH} at position {token.position}")
+            inner = self.or_(depth + 1, field)
+            close = self.peek()
+            if close is None or close.kind != ")":
+                raise self.fail(f"unbalanced parenthesis at position {token.position}: '(' is never closed")
             self.take()
-            return Not(self.unary())
-        if kind == "word" and self.tokens[self.at][1][:1] in {"-", "!"}:
-            _, text = self.take()
-            if len(text) > 1:
-                self.tokens.insert(self.at, ("word", text[1:]))
-            return Not(self.unary())
-        return self.primary(TEXT_FIELD)
+            return inner
+        if token.kind == "FIELD":
+            return self.field(depth, field, token)
+        return self.term(token, field)
 
-    def primary(self, field_name: str) -> Node:
-        if self.peek() is None:
-            raise self.fail("ends where a word, phrase or group was expected")
-        kind, text = self.take()
-        if kind == "open":
-            inner = self.disjunction()
-            if self.peek() != "close":
-                raise self.fail("has an unclosed '('")
-            self.take()
-            return inner if field_name == TEXT_FIELD else _scope(inner, field_name)
-        if kind == "field":
-            if field_name != TEXT_FIELD:
-                raise self.fail(f"field {text!r} inside field {field_name!r}")
-            if text not in FIELDS:
-                raise self.fail(f"unknown field '{text}'; fields allowed: {', '.join(sorted(FIELDS))}")
-            return self.primary(text)
-        if kind == "phrase":
-            body = text[1:-1].replace('\\"', '"')
-            return Phrase(field_name, tuple(w.lower().lstrip("#") for w in WORD.findall(body)), body)
-        if kind == "word":
-            return self.word(field_name, text.lstrip("+"))
-        raise self.fail(f"unexpected {text!r}")
+    def field(self, depth: int, outer: str | None, token: Token) -> Node:
+        """`channel:x`, or `channel:(a OR b)`, where the group's terms all apply to the field."""
+        if outer is not None:
+            raise self.fail(f"field '{token.text}' at position {token.position} is inside another field's group")
+        if token.text not in FIELDS:
+            allowed = ", ".join(sorted(FIELDS))
+            raise self.fail(f"unknown field '{token.text}' at position {token.position}; fields allowed: {allowed}")
+        following = self.peek()
+        if following is None or following.kind not in {"WORD", "PHRASE", "("}:
+            raise self.fail(f"field '{token.text}' at position {token.position} needs a value after ':'")
+        return self.primary(depth, FIELDS[token.text], None)
 
-    def word(self, field_name: str, text: str) -> Node:
-        if "/" in text:
-            raise self.fail("regular expressions (/.../) are not allowed; quote text containing '/'")
-        if text[:1] in {"*", "?"}:
-            raise self.fail(f"leading wildcards are not allowed ('{text}')")
-        stem = text.rstrip("*?")
-        if "*" in stem or "?" in stem:
-            raise self.fail(f"wildcards are allowed at the end of a word only ('{text}')")
-        prefix = stem != text
-        if field_name != TEXT_FIELD:
-            return Term(field_name, stem.lower(), prefix)
-        words = [w.lower() for w in WORD.findall(stem)]
-        if not words:
-            return MatchAll()
-        if len(words) == 1:
-            return Term(TEXT_FIELD, words[0], prefix)
-        # "line-3" is two tokens to the analyzer: both must follow each other.
-        return Phrase(TEXT_FIELD, tuple(w.lstrip("#") for w in words), stem)
+    def term(self, token: Token, field: str | None) -> Node:
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise self.fail(f"more than {MAX_TERMS} terms (at position {token.position})")
+        where = f"'{token.text}' at position {token.position}"
+        if token.kind == "PHRASE":
+            if not token.text.strip():
+                raise self.fail(f"empty phrase at position {token.position}")
+            node: Node = Phrase(field, token.text)
+        elif token.text.startswith("/"):
+            raise self.fail(f"regular expressions are not allowed ({where}); quote a word that starts with '/'")
+        elif token.text[0] in "*?":
+            raise self.fail(f"leading wildcards are not allowed ({where})")
+        elif "?" in token.text.replace("\\?", "") or "*" in token.text[:-1].replace("\\*", ""):
+            raise self.fail(f"wildcards are allowed at the end of a word only ({where})")
+        elif token.text.endswith("*") and not token.text.endswith("\\*"):
+            node = self.prefix(token, field, where)
+        else:
+            node = Term(field, _unescape(token.text))
+        boolean = isinstance(node, Term) and not node.prefix and node.value.lower() in {"true", "false"}
+        if field in BOOLEAN_FIELDS and not boolean:
+            raise self.fail(f"'{field}' takes true or false (position {token.position})")
+        return node
 
-
-def _scope(node: Node, field_name: str) -> Node:
-    """`channel:(a OR b)`: the group's bare terms apply to the field."""
-    if isinstance(node, Term) and node.field == TEXT_FIELD:
-        return Term(field_name, node.value, node.prefix)
-    if isinstance(node, Phrase) and node.field == TEXT_FIELD:
-        return Phrase(field_name, node.words, node.raw)
-    if isinstance(node, Not):
-        return Not(_scope(node.inner, field_name))
-    if isinstance(node, And | Or):
-        return type(node)(tuple(_scope(part, field_name) for part in node.parts))
-    return node
+    def prefix(self, token: Token, field: str | None, where: str) -> Term:
+        stem = _unescape(token.text)[:-1]
+        if len(stem) < MIN_PREFIX_CHARS:
+            raise self.fail(f"a wildcard needs at least {MIN_PREFIX_CHARS} characters before it ({where})")
+        self.prefixes += 1
+        if self.prefixes > MAX_PREFIXES:
+            raise self.fail(f"more than {MAX_PREFIXES} wildcards (at position {token.position})")
+        return Term(field, stem, prefix=True)
 
 
-def parse(query: str, name: str = "query", max_chars: int = 1000) -> Node:
-    """The query as a matcher; InvalidArgument naming `name` when it is not valid."""
+def parse(query: str, name: str = "query", max_chars: int = MAX_QUERY_CHARS) -> Node:
+    """The query's tree (MatchAll when empty); InvalidArgument naming `name` and the position when invalid."""
     if len(query) > max_chars:
         raise InvalidArgument(name, f"at most {max_chars} characters, got {len(query)}")
-    if query.count('"') - query.count('\\"') > 0 and (query.count('"') - query.count('\\"')) % 2:
-        raise InvalidArgument(name, 'has an unterminated "phrase"')
-    return _Parser(_tokens(query, name), name).parse()
+    return _Parser(query, name).parse()
 
 
 def matches(query: str, doc: Document) -> bool:

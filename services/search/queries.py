@@ -1,7 +1,8 @@
 """Turning the public query language, filters, sort and page token into Elasticsearch request parts.
 
-The query language itself is parsed by query_language.py; this module names the fields it may
-use and builds the filters, sorts and opaque page tokens around it.
+The query language is parsed by services/common/boolean_query.py (which also names the fields it
+may use) and translated by query_language.py; this module builds the filters, sorts and opaque page
+tokens around it.
 """
 
 from __future__ import annotations
@@ -12,30 +13,16 @@ import json
 from typing import Any
 
 from civic.listening.v1 import search_pb2
+from services.common.boolean_query import MatchAll, parse
 from services.common.errors import InvalidArgument
 from services.search.documents import SENTIMENT_NAMES
 from services.search.mapping import TEXT_FIELDS
-from services.search.query_language import parse, to_elasticsearch
+from services.search.query_language import to_elasticsearch
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 DEFAULT_BUCKETS = 10
 MAX_BUCKETS = 100
-
-# Field names a query may use -> the indexed field they mean.
-QUERY_FIELDS = {
-    "text": "text",
-    "channel": "channel",
-    "source": "source",
-    "language": "language",
-    "sentiment": "sentiment",
-    "topic": "topic",
-    "author": "author.name",
-    "author.name": "author.name",
-    "author.id": "author.id",
-    "near_duplicate": "near_duplicate",
-}
-BOOLEAN_FIELDS = {"near_duplicate"}
 
 AGGREGATE_FIELDS = {
     search_pb2.AGGREGATE_DIMENSION_SENTIMENT: "sentiment",
@@ -48,8 +35,8 @@ AGGREGATE_FIELDS = {
 
 def text_query(query: str) -> dict[str, Any] | None:
     """The scored clause for a query, or None when the query is empty (match everything)."""
-    tree = parse(query, QUERY_FIELDS)
-    return None if tree is None else to_elasticsearch(tree, TEXT_FIELDS, BOOLEAN_FIELDS)
+    tree = parse(query)
+    return None if isinstance(tree, MatchAll) else to_elasticsearch(tree, TEXT_FIELDS)
 
 
 def filter_clauses(tenant: str, filters: search_pb2.SearchFilters) -> list[dict[str, Any]]:
