@@ -375,6 +375,7 @@ def test_network_policies_allow_only_the_data_flow(render_chart: RenderChart) ->
     assert egress_ports_to(policies["search"], "elasticsearch") == {9200}
     assert egress_ports_to(policies["search"], "alerting") == set()
     assert egress_ports_to(policies["alerting"], "inference") == set()
-    assert egress_ports_to(policies["alerting"], "elasticsearch") == set()
+    assert egress_ports_to(policies["alerting"], "elasticsearch") == {9200}  # the alerts index
+    assert egress_ports_to(policies["alerting"], "search") == set()
     for component in (*SERVICES, "inference"):
         assert egress_ports_to(policies[component], "otel-collector") == {4317}
