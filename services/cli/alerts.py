@@ -6,25 +6,18 @@ does it, recorded with the change; it becomes the signed-in user once authentica
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import grpc
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from civic.listening.v1 import alerting_pb2, alerting_pb2_grpc
-from services.common.grpc_server import channel
+from services.cli.common import console, friendly_errors, stub
 from services.common.settings import get_settings
 
 app = typer.Typer(help="The agency's alerts: list, ack, assign, resolve, silence, watch.", invoke_without_command=True)
-console = Console()
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
 
 Tenant = Annotated[str, typer.Option("--tenant", "-t", help="The agency whose alerts these are.")]
 By = Annotated[str, typer.Option("--by", help="Who does this (recorded with the change).")]
@@ -40,31 +33,8 @@ DURATION = re.compile(r"^(\d+)([smhd])$")
 UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
-def _errors(command: F) -> F:
-    """One clear line and exit code 1 instead of a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except grpc.RpcError as exc:
-            code = exc.code()  # type: ignore[attr-defined]
-            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                message = "the stack is not reachable; start it with `civic up`"
-            else:
-                message = f"{code.name}: {exc.details()}"  # type: ignore[attr-defined]
-            err.print(f"[red]civic:[/red] {message}", highlight=False)
-            raise typer.Exit(code=1) from None
-        except ValueError as exc:
-            err.print(f"[red]civic:[/red] {exc}", highlight=False)
-            raise typer.Exit(code=1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 def _stub() -> alerting_pb2_grpc.AlertingServiceStub:
-    settings = get_settings()
-    return alerting_pb2_grpc.AlertingServiceStub(channel(settings.alerting_target, settings))
+    return stub(alerting_pb2_grpc.AlertingServiceStub, get_settings().alerting_target)
 
 
 def _word(enum: Any, value: int, prefix: str) -> str:
@@ -101,7 +71,7 @@ def _list(tenant: str, limit: int, state: str | None) -> None:
 
 
 @app.callback()
-@_errors
+@friendly_errors
 def alerts(
     ctx: typer.Context,
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="List this agency's alerts.")] = None,
@@ -116,7 +86,7 @@ def alerts(
 
 
 @app.command("list")
-@_errors
+@friendly_errors
 def list_alerts(
     tenant: Tenant,
     state: Annotated[str | None, typer.Option(help="firing or resolved; default both.")] = None,
@@ -132,7 +102,7 @@ def _changed(alert: alerting_pb2.Alert, what: str) -> None:
 
 
 @app.command()
-@_errors
+@friendly_errors
 def ack(alert_id: AlertId, tenant: Tenant, by: By) -> None:
     """Acknowledge an alert: someone is on it, and it will not escalate."""
     request = alerting_pb2.AcknowledgeAlertRequest(tenant=tenant, alert_id=alert_id, by=by)
@@ -140,7 +110,7 @@ def ack(alert_id: AlertId, tenant: Tenant, by: By) -> None:
 
 
 @app.command()
-@_errors
+@friendly_errors
 def assign(
     alert_id: AlertId, assignee: Annotated[str, typer.Argument(help="Person or team.")], tenant: Tenant, by: By
 ) -> None:
@@ -150,7 +120,7 @@ def assign(
 
 
 @app.command()
-@_errors
+@friendly_errors
 def resolve(alert_id: AlertId, tenant: Tenant, by: By) -> None:
     """Resolve an alert by hand."""
     request = alerting_pb2.ResolveAlertRequest(tenant=tenant, alert_id=alert_id, by=by)
@@ -173,7 +143,7 @@ def parse_duration(text: str) -> timedelta:
 
 
 @app.command()
-@_errors
+@friendly_errors
 def silence(
     tenant: Tenant,
     by: By,
@@ -198,7 +168,7 @@ def silence(
 
 
 @app.command()
-@_errors
+@friendly_errors
 def watch(
     tenant: Tenant,
     after: Annotated[int, typer.Option(min=0, help="Resume after this sequence (printed first on each line).")] = 0,

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import grpc
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from civic.listening.v1 import (
@@ -30,8 +28,8 @@ from services.alerting.anomaly import detect_csv
 from services.cli import alerts as alerts_cli
 from services.cli import render, trace, trends
 from services.cli import sources as sources_cli
+from services.cli.common import console, fail, friendly_errors, stub
 from services.cli.stack import Stack
-from services.common.grpc_server import channel
 from services.common.language import detect_language
 from services.common.otlp_receiver import store_dir
 from services.common.post_files import count_records, iter_posts
@@ -40,41 +38,8 @@ from services.common.settings import Settings, get_settings
 app = typer.Typer(help="civic-listening: social listening for public services.", no_args_is_help=True)
 app.add_typer(sources_cli.app, name="sources")
 app.add_typer(alerts_cli.app, name="alerts")
-console = Console()
-err = Console(stderr=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def fail(message: str) -> typer.Exit:
-    err.print(f"[red]civic:[/red] {message}", highlight=False)
-    return typer.Exit(code=1)
-
-
-def friendly_errors(command: F) -> F:
-    """One clear line and a non-zero exit instead of a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except grpc.RpcError as exc:
-            code = exc.code()  # type: ignore[attr-defined]
-            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise fail("the stack is not reachable; start it with `civic up`") from None
-            raise fail(f"{code.name}: {exc.details()}") from None  # type: ignore[attr-defined]
-        except (OSError, ValueError, RuntimeError, TimeoutError) as exc:
-            raise fail(str(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 def settings() -> Settings:
     return get_settings()
-
-
-def stub(factory: Callable[[grpc.Channel], Any], target: str) -> Any:
-    return factory(channel(target, settings()))
 
 
 # --- the stack ---------------------------------------------------------------------------------

@@ -6,56 +6,26 @@ would land in shell history and `ps`), and is never printed back: the server onl
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
-import grpc
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from civic.listening.v1 import ingestion_pb2, ingestion_pb2_grpc
-from services.common.grpc_server import channel
+from services.cli.common import console, friendly_errors, stub
 from services.common.settings import get_settings
 
 app = typer.Typer(help="Channel sources that ingestion polls (or receives webhooks for).", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
 STATES = {ingestion_pb2.SOURCE_STATE_ACTIVE: "active", ingestion_pb2.SOURCE_STATE_PAUSED: "paused"}
 
 Tenant = Annotated[str, typer.Option("--tenant", "-t", help="The agency that owns the sources.")]
 SourceId = Annotated[str, typer.Argument(help="The source id, as `civic sources list` shows it.")]
 
 
-def _errors(command: F) -> F:
-    """One clear line and exit code 1 instead of a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except grpc.RpcError as exc:
-            code = exc.code()  # type: ignore[attr-defined]
-            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                message = "the stack is not reachable; start it with `civic up`"
-            else:
-                message = f"{code.name}: {exc.details()}"  # type: ignore[attr-defined]
-            err.print(f"[red]civic:[/red] {message}", highlight=False)
-            raise typer.Exit(code=1) from None
-        except ValueError as exc:
-            err.print(f"[red]civic:[/red] {exc}", highlight=False)
-            raise typer.Exit(code=1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 def _stub() -> ingestion_pb2_grpc.IngestionServiceStub:
-    settings = get_settings()
-    return ingestion_pb2_grpc.IngestionServiceStub(channel(settings.ingestion_target, settings))
+    return stub(ingestion_pb2_grpc.IngestionServiceStub, get_settings().ingestion_target)
 
 
 def _parse_params(pairs: list[str]) -> dict[str, str]:
@@ -86,7 +56,7 @@ def _show(source: ingestion_pb2.Source) -> None:
 
 
 @app.command()
-@_errors
+@friendly_errors
 def create(
     tenant: Tenant,
     name: Annotated[str, typer.Argument(help="Unique within the tenant, e.g. city-newsroom.")],
@@ -112,7 +82,7 @@ def create(
 
 
 @app.command("list")
-@_errors
+@friendly_errors
 def list_sources(tenant: Tenant) -> None:
     """The tenant's sources with state and counters."""
     sources = _stub().ListSources(ingestion_pb2.ListSourcesRequest(tenant=tenant)).sources
@@ -124,21 +94,21 @@ def list_sources(tenant: Tenant) -> None:
 
 
 @app.command()
-@_errors
+@friendly_errors
 def pause(tenant: Tenant, source_id: SourceId) -> None:
     """Stop polling a source; its cursor is kept."""
     _show(_stub().PauseSource(ingestion_pb2.PauseSourceRequest(tenant=tenant, id=source_id)).source)
 
 
 @app.command()
-@_errors
+@friendly_errors
 def resume(tenant: Tenant, source_id: SourceId) -> None:
     """Poll a paused source again from its cursor."""
     _show(_stub().ResumeSource(ingestion_pb2.ResumeSourceRequest(tenant=tenant, id=source_id)).source)
 
 
 @app.command()
-@_errors
+@friendly_errors
 def delete(tenant: Tenant, source_id: SourceId) -> None:
     """Forget a source, its secret and cursor (its posts stay)."""
     _stub().DeleteSource(ingestion_pb2.DeleteSourceRequest(tenant=tenant, id=source_id))
@@ -146,7 +116,7 @@ def delete(tenant: Tenant, source_id: SourceId) -> None:
 
 
 @app.command()
-@_errors
+@friendly_errors
 def status(tenant: Tenant, source_id: SourceId) -> None:
     """A source's cursor, last error and counters."""
     _show(_stub().GetSourceStatus(ingestion_pb2.GetSourceStatusRequest(tenant=tenant, id=source_id)).source)
