@@ -57,7 +57,7 @@ _RAY_TEMP_DIR = re.compile(rb"/tmp/civray-[A-Za-z0-9_]+")
 
 def post_text(n: int) -> str:
     """Short, distinct texts: every post differs, so none is an exact duplicate of another."""
-    words = [WORDS[(n * 7 + k * (n % 11 + 1)) % len(WORDS)] for k in range(7)]
+    words = [WORDS[(n * 7 + k * (n % 11 + 1)) % len(WORDS)] for k in range(4)]
     return f"Report {n}: " + " ".join(words) + "."
 
 
