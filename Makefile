@@ -6,7 +6,7 @@ TORCH  := torch==2.13.0
 BUF    := .tools/node_modules/.bin/buf
 PROTOS := $(wildcard protos/civic/listening/v1/*.proto)
 
-.PHONY: demo test install proto lint up down clean
+.PHONY: demo test install tools-present proto lint up down clean
 
 demo: install
 	CIVIC_RULES_FILE=$(CURDIR)/examples/rules.yaml $(BIN)/civic up
@@ -15,7 +15,13 @@ demo: install
 test: install $(BUF)
 	$(BIN)/pytest
 
-install: $(VENV)/.installed
+install: tools-present $(VENV)/.installed
+
+# What the machine must have: the rest is installed by the targets below.
+tools-present:
+	@for tool in $(PYTHON) javac mvn npm; do \
+	  command -v $$tool >/dev/null || { echo "make: $$tool is required (see README, Set up)"; exit 1; }; \
+	done
 
 # torch first and pinned, so that nothing resolves a second build of it.
 $(VENV)/.torch:
