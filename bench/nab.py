@@ -21,12 +21,13 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 import numpy as np
 
 from services.alerting.anomaly import DEFAULT_SENSITIVITY, MIN_SPREAD, VolumeAnomalyDetector
 
-DEFAULT_DATA_DIR = Path("/work/shared/datasets/anomaly/nab")
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "anomaly" / "nab"
 PROBATION_PERCENT = 0.15
 SECONDS_PER_ROW = 300
 MAD_TO_SIGMA = 1.4826  # makes the MAD a consistent estimate of a normal standard deviation
@@ -168,7 +169,7 @@ def baseline_alerts(values: np.ndarray) -> np.ndarray:
     return alerts
 
 
-def detector_alerts(series: Series, sensitivity: float, **settings: float) -> np.ndarray:
+def detector_alerts(series: Series, sensitivity: float, **settings: Any) -> np.ndarray:
     detector = VolumeAnomalyDetector(sensitivity, **settings)
     moments = (datetime.fromisoformat(t).replace(tzinfo=UTC).timestamp() for t in series.timestamps)
     return np.array([detector.update(float(v), m).alert for v, m in zip(series.values, moments, strict=True)])

@@ -31,7 +31,7 @@ from inference.relevance import ARTIFACTS_DIR, CALIBRATION_FILE, CALIBRATION_JSO
 from services.common.settings import Settings
 
 LANGUAGES = ("arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish")
-DEFAULT_DATA_DIR = Path("/work/shared/datasets/sentiment")
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sentiment"
 L2_GRID = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 BACKGROUND_QUANTILE = 0.99  # relevance 0.5 = closer to a topic than 99% of ordinary tweets
 BACKGROUND_MEDIAN_RELEVANCE = 0.02
