@@ -12,7 +12,7 @@ demo: install
 	CIVIC_RULES_FILE=$(CURDIR)/examples/rules.yaml $(BIN)/civic up
 	$(BIN)/civic demo --file examples/posts.jsonl
 
-test: install $(BUF)
+test: lint
 	$(BIN)/pytest
 
 install: tools-present $(VENV)/.installed
