@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     webhook_backoff_base_s: float = Field(2.0, description="First retry delay; doubles per attempt, jittered.")
     alerting_external_url: str = Field("", description="Alertmanager payloads' externalURL and generatorURL base.")
 
+    # --- dashboard gateway ---------------------------------------------------------------------
+    gateway_port: int = Field(8088, description="HTTP port of the dashboard and its JSON API.")
+    gateway_tenants: str = Field(
+        "", description="Comma-separated agencies the dashboard offers to pick when the viewer has no token."
+    )
+
     # --- local stack (civic up) ----------------------------------------------------------------
     run_dir: Path = Field(CACHE_DIR / "run", description="Pid files, logs and data of `civic up`.")
     es_version: str = Field("8.19.21", description="Local Elasticsearch fetched from Maven Central.")
