@@ -50,8 +50,10 @@ FIELDS: Mapping[str, str] = {
     "author.name": "author.name",
     "author.id": "author.id",
     "near_duplicate": "near_duplicate",
+    "emotion": "emotion",
+    "offensive": "offensive",
 }
-BOOLEAN_FIELDS = frozenset({"near_duplicate"})
+BOOLEAN_FIELDS = frozenset({"near_duplicate", "offensive"})
 WORD = re.compile(r"#?\w+")
 
 _SPACE = re.compile(r"\s+")

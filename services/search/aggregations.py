@@ -17,6 +17,7 @@ from elasticsearch import Elasticsearch
 
 from civic.listening.v1 import search_pb2
 from services.common.errors import InvalidArgument
+from services.search.documents import EMOTION_NAMES
 from services.search.queries import AGGREGATE_FIELDS, bool_query, bucket_count
 
 TERM_SAMPLE_POSTS = 500
@@ -33,9 +34,17 @@ INTERVALS: dict[int, tuple[str, str, timedelta]] = {
 }
 
 
+# Keys of the OFFENSIVE breakdown, by the boolean's key_as_string; posts the tone heads never
+# scored have no `offensive` field and fall in neither bucket.
+OFFENSIVE_KEYS = {"true": "offensive", "false": "not_offensive"}
+EMOTIONS = tuple(EMOTION_NAMES.values())
+
+
 def _breakdown(dimension: search_pb2.AggregateDimension, size: int) -> dict[str, Any]:
     if dimension in AGGREGATE_FIELDS:
         return {"terms": {"field": AGGREGATE_FIELDS[dimension], "size": size}}
+    if dimension == search_pb2.AGGREGATE_DIMENSION_OFFENSIVE:
+        return {"terms": {"field": "offensive", "size": 2}}
     if dimension == search_pb2.AGGREGATE_DIMENSION_AUTHOR:
         return {
             "terms": {"field": "author.id", "size": size, "order": [{"reach": "desc"}, {"_key": "asc"}]},
@@ -50,8 +59,8 @@ def _breakdown(dimension: search_pb2.AggregateDimension, size: int) -> dict[str,
             "aggs": {"terms": {"significant_text": {"field": "text", "size": size, "filter_duplicate_text": True,
                                                     "min_doc_count": 2}}},
         }
-    raise InvalidArgument("dimension", "must be SENTIMENT, CHANNEL, LANGUAGE, TOPIC, SOURCE, AUTHOR, TERM or "
-                                       "SIGNIFICANT_TERM")
+    raise InvalidArgument("dimension", "must be SENTIMENT, CHANNEL, LANGUAGE, TOPIC, SOURCE, AUTHOR, TERM, "
+                                       "SIGNIFICANT_TERM, EMOTION or OFFENSIVE")
 
 
 def aggregate(es: Elasticsearch, alias: str, request: search_pb2.AggregateRequest) -> search_pb2.AggregateResponse:
@@ -66,7 +75,8 @@ def aggregate(es: Elasticsearch, alias: str, request: search_pb2.AggregateReques
     response = search_pb2.AggregateResponse(total=total, unique_authors=_unique_authors(reply))
     by = reply.get("aggregations", {}).get("by", {})
     for bucket in by.get("terms", by).get("buckets", []):
-        item = search_pb2.AggregateBucket(key=str(bucket["key"]), count=bucket["doc_count"],
+        key = OFFENSIVE_KEYS.get(str(bucket.get("key_as_string")), str(bucket["key"]))
+        item = search_pb2.AggregateBucket(key=key, count=bucket["doc_count"],
                                           share=bucket["doc_count"] / total if total else 0.0)
         if "reach" in bucket:
             item.reach = int(bucket["reach"]["value"] or 0)
@@ -145,13 +155,20 @@ def volume_over_time(
     if request.filters.HasField("created_from") or request.filters.HasField("created_to"):
         histogram["extended_bounds"] = limits
     reply = es.search(index=alias, query=query, size=0, track_total_hits=True, **MISSING_IS_EMPTY, aggs={
-        "volume": {"date_histogram": histogram, "aggs": {"sentiment": {"terms": {"field": "sentiment", "size": 3}}}}
+        "volume": {"date_histogram": histogram, "aggs": {
+            "sentiment": {"terms": {"field": "sentiment", "size": 3}},
+            "emotion": {"terms": {"field": "emotion", "size": len(EMOTIONS)}},
+            "offensive": {"filter": {"term": {"offensive": True}}},
+        }}
     })
     response = search_pb2.VolumeOverTimeResponse(total=reply["hits"]["total"]["value"])
     for bucket in reply.get("aggregations", {}).get("volume", {}).get("buckets", []):
         split = {b["key"]: b["doc_count"] for b in bucket["sentiment"]["buckets"]}
+        emotions = {b["key"]: b["doc_count"] for b in bucket["emotion"]["buckets"]}
         item = search_pb2.VolumeBucket(count=bucket["doc_count"], negative=split.get("negative", 0),
-                                       neutral=split.get("neutral", 0), positive=split.get("positive", 0))
+                                       neutral=split.get("neutral", 0), positive=split.get("positive", 0),
+                                       offensive=bucket["offensive"]["doc_count"],
+                                       **{emotion: emotions.get(emotion, 0) for emotion in EMOTIONS})
         item.start.FromMilliseconds(int(bucket["key"]))
         response.buckets.append(item)
     return response

@@ -19,6 +19,13 @@ SENTIMENT_NAMES = {
     post_pb2.SENTIMENT_LABEL_POSITIVE: "positive",
 }
 SENTIMENT_LABELS = {name: label for label, name in SENTIMENT_NAMES.items()}
+EMOTION_NAMES = {
+    post_pb2.EMOTION_ANGER: "anger",
+    post_pb2.EMOTION_JOY: "joy",
+    post_pb2.EMOTION_OPTIMISM: "optimism",
+    post_pb2.EMOTION_SADNESS: "sadness",
+}
+EMOTION_LABELS = {name: label for label, name in EMOTION_NAMES.items()}
 
 
 def document_id(tenant: str, channel: str, post_id: str) -> str:
@@ -58,6 +65,7 @@ def to_document(enriched: post_pb2.EnrichedPost) -> dict[str, Any]:
             "encoder": enrichment.model_versions.encoder,
             "sentiment": enrichment.model_versions.sentiment,
             "relevance": enrichment.model_versions.relevance,
+            "tone": enrichment.model_versions.tone,
         },
         "indexed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
@@ -76,7 +84,24 @@ def to_document(enriched: post_pb2.EnrichedPost) -> dict[str, Any]:
         }
     if enrichment.embedding:
         doc["embedding"] = list(enrichment.embedding)
+    doc.update(_tone(enrichment))
     return doc
+
+
+def _tone(enrichment: post_pb2.Enrichment) -> dict[str, Any]:
+    """The tone fields, only when the tone heads ran: `offensive: false` on a post nobody scored
+    would pass it off as checked clean."""
+    scored = bool(enrichment.model_versions.tone) or enrichment.emotion in EMOTION_NAMES or enrichment.offensive
+    if not scored:
+        return {}
+    tone: dict[str, Any] = {"offensive": enrichment.offensive, "offensive_score": enrichment.offensive_score}
+    if enrichment.emotion in EMOTION_NAMES:
+        tone["emotion"] = EMOTION_NAMES[enrichment.emotion]
+    if enrichment.HasField("emotion_scores"):
+        scores = enrichment.emotion_scores
+        tone["emotion_scores"] = {"anger": scores.anger, "joy": scores.joy, "optimism": scores.optimism,
+                                  "sadness": scores.sadness}
+    return tone
 
 
 def from_document(source: dict[str, Any]) -> post_pb2.EnrichedPost:
@@ -116,7 +141,11 @@ def from_document(source: dict[str, Any]) -> post_pb2.EnrichedPost:
             encoder=versions.get("encoder", ""),
             sentiment=versions.get("sentiment", ""),
             relevance=versions.get("relevance", ""),
+            tone=versions.get("tone", ""),
         ),
+        emotion=EMOTION_LABELS.get(source.get("emotion", ""), post_pb2.EMOTION_UNSPECIFIED),
+        offensive=source.get("offensive", False),
+        offensive_score=source.get("offensive_score", 0.0),
     )
     if source.get("sentiment_scores"):
         scores = source["sentiment_scores"]
@@ -125,4 +154,6 @@ def from_document(source: dict[str, Any]) -> post_pb2.EnrichedPost:
                 negative=scores["negative"], neutral=scores["neutral"], positive=scores["positive"]
             )
         )
+    if source.get("emotion_scores"):
+        enrichment.emotion_scores.CopyFrom(post_pb2.EmotionScores(**source["emotion_scores"]))
     return post_pb2.EnrichedPost(post=post, enrichment=enrichment)

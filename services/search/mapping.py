@@ -63,7 +63,12 @@ PROPERTIES: dict[str, Any] = {
     "sentiment_scores": {"properties": {"negative": FLOAT, "neutral": FLOAT, "positive": FLOAT}},
     "topic": KEYWORD,
     "relevance": {"type": "nested", "properties": {"topic": KEYWORD, "score": FLOAT}},
-    "model_versions": {"properties": {"encoder": KEYWORD, "sentiment": KEYWORD, "relevance": KEYWORD}},
+    "emotion": KEYWORD,
+    "emotion_scores": {"properties": {"anger": FLOAT, "joy": FLOAT, "optimism": FLOAT, "sadness": FLOAT}},
+    "offensive": {"type": "boolean"},
+    "offensive_score": FLOAT,
+    "model_versions": {"properties": {"encoder": KEYWORD, "sentiment": KEYWORD, "relevance": KEYWORD,
+                                      "tone": KEYWORD}},
     "embedding": {"type": "dense_vector", "dims": EMBEDDING_DIMS, "index": True, "similarity": "cosine"},
 }
 

@@ -15,7 +15,7 @@ from typing import Any
 from civic.listening.v1 import search_pb2
 from services.common.boolean_query import MatchAll, parse
 from services.common.errors import InvalidArgument
-from services.search.documents import SENTIMENT_NAMES
+from services.search.documents import EMOTION_NAMES, SENTIMENT_NAMES
 from services.search.mapping import TEXT_FIELDS
 from services.search.query_language import to_elasticsearch
 
@@ -30,6 +30,7 @@ AGGREGATE_FIELDS = {
     search_pb2.AGGREGATE_DIMENSION_LANGUAGE: "language",
     search_pb2.AGGREGATE_DIMENSION_TOPIC: "topic",
     search_pb2.AGGREGATE_DIMENSION_SOURCE: "source",
+    search_pb2.AGGREGATE_DIMENSION_EMOTION: "emotion",
 }
 
 
@@ -52,6 +53,12 @@ def filter_clauses(tenant: str, filters: search_pb2.SearchFilters) -> list[dict[
         clauses.append({"terms": {"sentiment": [SENTIMENT_NAMES[label] for label in filters.sentiments]}})
     if filters.topics:
         clauses.append({"terms": {"topic": list(filters.topics)}})
+    if filters.emotions:
+        if any(emotion not in EMOTION_NAMES for emotion in filters.emotions):
+            raise InvalidArgument("filters.emotions", "must be ANGER, JOY, OPTIMISM or SADNESS, not UNSPECIFIED")
+        clauses.append({"terms": {"emotion": [EMOTION_NAMES[emotion] for emotion in filters.emotions]}})
+    if filters.offensive_only:
+        clauses.append({"term": {"offensive": True}})
     created: dict[str, str] = {}
     if filters.HasField("created_from"):
         created["gte"] = filters.created_from.ToJsonString()
