@@ -1,4 +1,5 @@
-"""One way to run a gRPC server: health checking, reflection, error mapping and clean shutdown.
+"""One way to run a gRPC server: health checking, reflection, error mapping, security and clean
+shutdown; and one way to open a client channel (TLS and the bearer token included).
 
 Every service process goes through here so that operators see the same behaviour everywhere.
 """
@@ -17,8 +18,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import telemetry
+from services.common import telemetry, tls
+from services.common.auth import read_token
 from services.common.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from services.common.security import Security
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,32 +63,56 @@ class GrpcServer:
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ]
+        registered = list(register)
+        self.security = Security.from_settings(settings, ",".join(name for _, _, name in registered))
+        interceptors = telemetry.server_interceptors()
+        if self.security is not None:
+            interceptors.append(self.security.interceptor)
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.grpc_workers),
             options=options,
-            interceptors=telemetry.server_interceptors(),
+            interceptors=interceptors,
         )
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
-        for add, servicer, full_name in register:
+        names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
+        for add, servicer, full_name in registered:
             add(servicer, self.server)
             names.append(full_name)
             self.health.set(full_name, health_pb2.HealthCheckResponse.SERVING)
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        reflection.enable_server_reflection(names, self.server)
+        if settings.reflection:
+            reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], self.server)
         address = f"{settings.bind_host}:{port}"
-        self.port = self.server.add_insecure_port(address)
+        if tls.server_tls(settings):
+            self.port = self.server.add_secure_port(address, tls.server_credentials(settings))
+        else:
+            self.port = self.server.add_insecure_port(address)
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {address}")
+        self.health_server = self._health_only(settings) if settings.health_port else None
+
+    def _health_only(self, settings: Settings) -> grpc.Server:
+        """A plaintext server with nothing but health, for probes that cannot speak TLS (Kubernetes)."""
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        if server.add_insecure_port(f"{settings.bind_host}:{settings.health_port}") == 0:
+            raise RuntimeError(f"cannot listen on health port {settings.health_port}")
+        return server
 
     def start(self) -> GrpcServer:
         self.server.start()
+        if self.health_server is not None:
+            self.health_server.start()
         return self
 
     def stop(self, grace_s: float = 5.0) -> None:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
+        if self.health_server is not None:
+            self.health_server.stop(0)
+        if self.security is not None:
+            self.security.close()
 
     def serve_until_signal(self, on_stop: Callable[[], None] | None = None) -> None:
         """Blocks until SIGTERM/SIGINT, then stops accepting calls and drains the running ones."""
@@ -100,14 +127,46 @@ class GrpcServer:
             on_stop()
 
 
+class _BearerToken(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds `authorization: Bearer <token>` to every call of a channel."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        metadata = [*(details.metadata or []), self._header]
+        return details._replace(metadata=metadata)  # type: ignore[attr-defined, no-any-return]
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+
 def channel(target: str, settings: Settings) -> grpc.Channel:
-    """A client channel with the same message limits as the servers, traced when tracing is on."""
-    return telemetry.instrument_channel(
-        grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_receive_message_length", settings.max_message_bytes),
-                ("grpc.max_send_message_length", settings.max_message_bytes),
-            ],
-        )
-    )
+    """A client channel with the same message limits as the servers, TLS (and a client certificate)
+    when configured, the bearer token of settings on every call, traced when tracing is on."""
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
+    if tls.client_tls(settings, target):
+        chan = grpc.secure_channel(target, tls.channel_credentials(settings), options=options)
+    else:
+        chan = grpc.insecure_channel(target, options=options)
+    token = read_token(settings)
+    if token:
+        chan = grpc.intercept_channel(chan, _BearerToken(token))
+    return telemetry.instrument_channel(chan)

@@ -33,6 +33,31 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(32 * 1024 * 1024, description="Largest gRPC message accepted.")
     rpc_timeout_s: float = Field(60.0, description="Deadline of service-to-service calls.")
 
+    # --- security (SECURITY.md): on when a keys file or a JWKS file is set ---------------------
+    auth_keys_file: Path | None = Field(None, description="JSON file of hashed API keys (`civic keys create`).")
+    auth_jwks_file: Path | None = Field(None, description="JWKS file whose keys verify bearer JWTs.")
+    auth_jwt_issuer: str = Field("", description="Required `iss` of JWTs; empty accepts any issuer.")
+    auth_jwt_audience: str = Field("civic-listening", description="Required `aud` of JWTs.")
+    auth_token: str = Field("", description="Bearer token this process's clients send (CIVIC_AUTH_TOKEN).")
+    auth_token_file: Path | None = Field(None, description="File holding the bearer token, read at each connect.")
+    reflection: bool = Field(True, description="Serve gRPC reflection; the chart turns it off.")
+    rate_limit_per_s: float = Field(0.0, description="Calls per second per tenant when auth is on; 0 = unlimited.")
+    rate_limit_burst: int = Field(50, description="Calls a tenant may make at once above its rate.")
+    audit_index: str = Field("civic-audit", description="Elasticsearch index of audit records; empty = off.")
+    audit_flush_s: float = Field(1.0, description="Longest wait before queued audit records are written.")
+    audit_max_queue: int = Field(10_000, description="Audit records held while Elasticsearch is slow.")
+    tls_cert_file: Path | None = Field(None, description="Server certificate chain (PEM); set = servers use TLS.")
+    tls_key_file: Path | None = Field(None, description="Private key of tls_cert_file (PEM).")
+    tls_ca_file: Path | None = Field(None, description="CA bundle: clients verify servers, servers verify clients.")
+    tls_require_client_cert: bool = Field(False, description="mTLS: refuse clients without a certificate of the CA.")
+    tls_client_cert_file: Path | None = Field(None, description="Client certificate chain for mTLS (PEM).")
+    tls_client_key_file: Path | None = Field(None, description="Private key of tls_client_cert_file (PEM).")
+    tls_client: bool = Field(False, description="Clients use TLS with the system roots (implied by a CA file).")
+    inference_tls: bool = Field(
+        False, description="Clients use TLS to inference too (Ray Serve's proxy is plaintext unless a mesh fronts it)."
+    )
+    health_port: int = Field(0, description="Plaintext port serving only gRPC health (probes under TLS); 0 = off.")
+
     # --- Elasticsearch -------------------------------------------------------------------------
     es_url: str = Field("http://127.0.0.1:9200", validation_alias="ES_URL",
                         description="Elasticsearch URL (env ES_URL).")
@@ -43,6 +68,25 @@ class Settings(BaseSettings):
     index_prefix: str = Field("civic-posts", description="Prefix of the per-tenant post indices.")
     es_refresh_on_index: bool = Field(
         False, description="Refresh after each bulk call (tests/demo); off in production."
+    )
+
+    # --- search: bulk writer and rollover (services/search/README.md) --------------------------
+    search_bulk_max_docs: int = Field(500, description="Documents per bulk request, from any number of calls.")
+    search_bulk_max_bytes: int = Field(10 * 1024 * 1024, description="Bytes per bulk request.")
+    search_bulk_flush_interval_s: float = Field(
+        0.05, description="Longest wait of a queued document before a partial bulk request is sent."
+    )
+    search_bulk_max_queued_docs: int = Field(
+        50_000, description="Documents waiting for a bulk request before IndexPosts is RESOURCE_EXHAUSTED."
+    )
+    search_bulk_workers: int = Field(2, description="Bulk requests in flight at once.")
+    search_bulk_retry_rounds: int = Field(5, description="Retries of 429s and transient item failures.")
+    search_bulk_backoff_s: float = Field(0.5, description="First retry delay; doubles per round, at most 10 s.")
+    rollover_max_docs: int = Field(20_000_000, description="Roll a tenant's index over at this many documents.")
+    rollover_max_primary_shard_size: str = Field("50gb", description="... or at this primary shard size.")
+    rollover_max_age: str = Field("30d", description="... or at this age (e.g. 30d, 12h).")
+    rollover_check_interval_s: float = Field(
+        600.0, description="How often search checks the rollover conditions (no ILM); 0 = never."
     )
 
     # --- inference -----------------------------------------------------------------------------
