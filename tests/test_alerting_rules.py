@@ -54,6 +54,10 @@ def test_demo_rules_file_gives_each_tenant_its_rules() -> None:
         negative = kinds[alerting_pb2.RULE_KIND_NEGATIVE_SHARE]
         assert (spike.window_seconds, spike.threshold, spike.min_posts) == (3600, 4, 25)
         assert (negative.window_seconds, negative.threshold, negative.min_posts) == (86400, 60, 30)
+    anger = rules[("city-transit", "city-transit-anger-surge")]
+    assert (anger.kind, anger.threshold, anger.window_seconds, anger.min_posts, dict(anger.labels)) == (
+        alerting_pb2.RULE_KIND_ANGER_SURGE, 30, 3600, 20, {"team": "metro"}
+    )
     relief = rules[("emergency-mgmt", "emergency-mgmt-relief-fee")]
     assert (relief.kind, relief.query, relief.window_seconds, relief.threshold, relief.severity) == (
         alerting_pb2.RULE_KIND_QUERY_MATCH, "#relieffee", 21600, 15, alerting_pb2.SEVERITY_CRITICAL
@@ -80,6 +84,9 @@ def test_demo_rules_file_gives_each_tenant_its_rules() -> None:
          "rules_file[0].labels"),
         ("- {id: a, tenant: t, kind: volume_spike, threshold: 2, window_seconds: 3600, sensitivity: 2}",
          "rules_file[0].sensitivity"),
+        ("- {id: a, tenant: t, kind: anger_surge, threshold: 120, window_seconds: 3600}", "rules_file[0].threshold"),
+        ("- {id: a, tenant: t, kind: anger_surge, threshold: 30, window_seconds: 3600, min_posts: -5}",
+         "rules_file[0].min_posts"),
     ],
 )
 def test_rules_file_errors_name_the_entry_and_field(tmp_path: Path, text: str, field: str) -> None:
@@ -140,6 +147,8 @@ def test_demo_rules_find_the_planted_outage_and_rumour(tmp_path: Path) -> None:
     assert all(a.window_start.ToDatetime(tzinfo=UTC).date().isoformat() in ("2026-11-11", "2026-11-12") for a in voices)
     line3 = [a for a in alerts["city-transit"] if a.rule_id == "city-transit-line-3"]
     assert line3 and all(outage[0] <= a.window_start.ToDatetime(tzinfo=UTC) < outage[1] for a in line3)
+    # The posts carry no emotion here (no model ran): the anger-surge rule has nothing to count.
+    assert not [a for a in alerts["city-transit"] if a.rule_id == "city-transit-anger-surge"]
 
 
 def test_module_starts_the_server_with_its_rules_file(tmp_path: Path) -> None:
@@ -164,4 +173,4 @@ def test_module_starts_the_server_with_its_rules_file(tmp_path: Path) -> None:
     finally:
         stop_pid(process.pid)
     log = (tmp_path / "alerting.log").read_text()
-    assert "loaded 9 rules" in log and "shutting down" in log and "Traceback" not in log, log[-2000:]
+    assert "loaded 10 rules" in log and "shutting down" in log and "Traceback" not in log, log[-2000:]

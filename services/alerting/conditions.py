@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from civic.listening.v1 import alerting_pb2
 from services.alerting.rules import (
+    ANGER_SURGE,
     BASELINE_WINDOWS,
     CARDINALITY,
     HIGH_REACH,
@@ -35,17 +36,21 @@ class Trailing:
     negative_percent: float  # pooled over the baseline windows
     terms: frozenset[str]  # every term seen in them
     known: bool  # at least one baseline window had posts
+    # Pooled over the baseline windows' posts with an emotion; None when none had one (no tone model yet).
+    anger_percent: float | None = None
 
     @classmethod
     def of(cls, windows: Mapping[int, WindowCounts], start: int, width: int) -> Trailing:
         before = [windows.get(start - i * width) for i in range(1, BASELINE_WINDOWS + 1)]
         present = [w for w in before if w is not None and w.count > 0]
         total = sum(w.count for w in present)
+        toned = sum(w.toned for w in present)
         return cls(
             usual=baseline({s: w.count for s, w in windows.items()}, start, width),
             negative_percent=100.0 * sum(w.negative for w in present) / total if total else 0.0,
             terms=frozenset(term for w in present for term in w.terms),
             known=bool(present),
+            anger_percent=100.0 * sum(w.angry for w in present) / toned if toned else None,
         )
 
 
@@ -83,6 +88,12 @@ def condition_holds(
         return detector_alert and counts.count >= threshold * trailing.usual
     if kind == SENTIMENT_SHIFT:
         return trailing.known and counts.negative_percent - trailing.negative_percent >= threshold
+    if kind == ANGER_SURGE:
+        # Counted over posts with an emotion, so posts enriched before the tone heads existed (or by a
+        # model without them) neither dilute the window nor make the first toned window look like a surge.
+        if trailing.anger_percent is None or counts.toned < max(rule.min_posts, 1):
+            return False
+        return counts.anger_percent - trailing.anger_percent >= threshold
     if kind == NEGATIVE_SHARE:
         return counts.negative_percent >= threshold
     return False
@@ -106,6 +117,12 @@ def summary(rule: alerting_pb2.Rule, start: int, counts: WindowCounts, trailing:
         return (
             f"{counts.negative_percent:.0f}% of {counts.count} posts{about} {span} were negative, "
             f"against {trailing.negative_percent:.0f}% before."
+        )
+    if kind == ANGER_SURGE:
+        before = trailing.anger_percent or 0.0
+        return (
+            f"Anger was the main emotion of {counts.anger_percent:.0f}% of {counts.toned} posts{about} {span}, "
+            f"against {before:.0f}% before."
         )
     if kind == NEW_TERM:
         terms = new_terms(rule, counts, trailing)

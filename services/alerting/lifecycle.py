@@ -120,6 +120,7 @@ def escalate_due(
                 for factor in alert.priority_factors:
                     if factor.name == "severity":
                         factor.value = priority.SEVERITY_VALUE[raised.severity]
+                        factor.reason = priority.severity_reason(raised.severity, escalated=True)
                 alert.priority = priority.priority(list(alert.priority_factors))
                 store.put_alert(alert)
                 store.add_event(alerting_pb2.ALERT_EVENT_KIND_ESCALATED, alert, now)

@@ -42,6 +42,10 @@ def alert_annotations(alert: alerting_pb2.Alert) -> dict[str, str]:
         "priority": f"{alert.priority:.2f}",
         "post_count": str(alert.post_count),
         "sample_post_ids": ",".join(alert.sample_post_ids),
+        # Why it ranks where it does: each factor that counts, with its points and reason.
+        "priority_factors": "; ".join(
+            f"{f.name} +{100 * f.value * f.weight:.0f}: {f.reason}" for f in alert.priority_factors if f.value > 0
+        ),
     }
 
 

@@ -30,6 +30,8 @@ LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
 RESERVED_LABELS = frozenset({"tenant", "rule", "kind", "severity", "alertname"})
 # Words shorter than this are not candidate new terms (articles, numbers); hashtags always are.
 MIN_TERM_CHARS = 4
+# Offensive posts a window names in its abuse reason.
+ABUSE_SAMPLES = 3
 
 QUERY_MATCH = alerting_pb2.RULE_KIND_QUERY_MATCH
 VOLUME_SPIKE = alerting_pb2.RULE_KIND_VOLUME_SPIKE
@@ -39,7 +41,13 @@ SENTIMENT_SHIFT = alerting_pb2.RULE_KIND_SENTIMENT_SHIFT
 NEW_TERM = alerting_pb2.RULE_KIND_NEW_TERM
 HIGH_REACH = alerting_pb2.RULE_KIND_HIGH_REACH
 CARDINALITY = alerting_pb2.RULE_KIND_CARDINALITY
-KINDS = (QUERY_MATCH, VOLUME_SPIKE, NEGATIVE_SHARE, VOLUME_DROP, SENTIMENT_SHIFT, NEW_TERM, HIGH_REACH, CARDINALITY)
+ANGER_SURGE = alerting_pb2.RULE_KIND_ANGER_SURGE
+KINDS = (
+    QUERY_MATCH, VOLUME_SPIKE, NEGATIVE_SHARE, VOLUME_DROP, SENTIMENT_SHIFT, NEW_TERM, HIGH_REACH, CARDINALITY,
+    ANGER_SURGE,
+)
+# Kinds whose threshold is a percent or percentage points.
+PERCENT_KINDS = (NEGATIVE_SHARE, SENTIMENT_SHIFT, ANGER_SURGE)
 # Kinds scored by the online anomaly detector, fed the rule's closed windows in order.
 DETECTOR_KINDS = (VOLUME_SPIKE, VOLUME_DROP)
 KIND_WORDS = ", ".join(alerting_pb2.RuleKind.Name(kind).removeprefix("RULE_KIND_").lower() for kind in KINDS)
@@ -56,7 +64,7 @@ def validate_rule(rule: alerting_pb2.Rule, prefix: str = "rule") -> alerting_pb2
         raise InvalidArgument(f"{prefix}.window_seconds", f"must be {MIN_WINDOW_S} to {MAX_WINDOW_S}")
     if not rule.threshold > 0:
         raise InvalidArgument(f"{prefix}.threshold", "must be greater than 0")
-    if rule.kind in (NEGATIVE_SHARE, SENTIMENT_SHIFT) and not 1 <= rule.threshold <= 100:
+    if rule.kind in PERCENT_KINDS and not 1 <= rule.threshold <= 100:
         raise InvalidArgument(f"{prefix}.threshold", "is a percent (points) for this kind: 1 to 100")
     if rule.kind == VOLUME_DROP and rule.threshold < 1:
         raise InvalidArgument(f"{prefix}.threshold", "is how many times below the baseline: at least 1")
@@ -93,6 +101,8 @@ def post_document(enriched: post_pb2.EnrichedPost) -> boolean_query.Document:
     """A post as the query language sees it: its text and the values of its keyword fields."""
     post, enrichment = enriched.post, enriched.enrichment
     sentiment = post_pb2.SentimentLabel.Name(enrichment.sentiment).removeprefix("SENTIMENT_LABEL_").lower()
+    emotion = post_pb2.Emotion.Name(enrichment.emotion).removeprefix("EMOTION_").lower()
+    toned = enrichment.emotion != post_pb2.EMOTION_UNSPECIFIED
     return boolean_query.Document.of(
         post.text,
         {
@@ -105,6 +115,9 @@ def post_document(enriched: post_pb2.EnrichedPost) -> boolean_query.Document:
             "author.name": [post.author.name],
             "author.id": [post.author.id],
             "near_duplicate": [str(post.near_duplicate).lower()],
+            # A model without the tone heads computed neither: such a post has no value for them.
+            "emotion": [emotion] if toned else [],
+            "offensive": [str(enrichment.offensive).lower()] if toned else [],
         },
     )
 
@@ -136,6 +149,10 @@ class Observation:
     author: str = ""
     engagement: int = 0
     terms: frozenset[str] = frozenset()
+    toned: bool = False  # the tone heads computed its emotion
+    angry: bool = False  # its most likely emotion is anger
+    # The agency topic an offensive post is about ("" if it is not offensive or about none): see abused().
+    abuse_topic: str = ""
 
     @classmethod
     def of(cls, enriched: post_pb2.EnrichedPost, doc: boolean_query.Document) -> Observation:
@@ -152,7 +169,21 @@ class Observation:
             author=f"{post.channel}/{post.author.id or post.author.name or post.id}",
             engagement=max(engagement, 0),
             terms=frozenset(candidate_terms(doc)),
+            toned=enriched.enrichment.emotion != post_pb2.EMOTION_UNSPECIFIED,
+            angry=enriched.enrichment.emotion == post_pb2.EMOTION_ANGER,
+            abuse_topic=abused(enriched.enrichment),
         )
+
+
+def abused(enrichment: post_pb2.Enrichment) -> str:
+    """The agency topic an offensive post is addressed to, or "".
+
+    A post is addressed to the agency when the relevance model puts it on one of the agency's configured
+    topics (`enrichment.topic`, set when a topic scores at least 0.5): posts carry no mention list, and
+    a post about the agency's service is what its staff read and answer. The offensive head's class
+    covers insults, abuse, profanity and threats alike.
+    """
+    return enrichment.topic if enrichment.offensive and enrichment.topic else ""
 
 
 @dataclass
@@ -169,6 +200,11 @@ class WindowCounts:
     terms: dict[str, int] = field(default_factory=dict)
     # The post that set max_followers or max_engagement: the high-reach example.
     top_post: str = ""
+    toned: int = 0  # posts with an emotion
+    angry: int = 0  # of which anger is the most likely
+    abusive: int = 0  # offensive posts addressed to the agency
+    abuse_topics: dict[str, int] = field(default_factory=dict)
+    abuse_samples: list[str] = field(default_factory=list)
 
     def add(self, seen: Observation) -> None:
         if max(seen.followers, seen.engagement) > max(self.max_followers, self.max_engagement) or not self.top_post:
@@ -185,6 +221,13 @@ class WindowCounts:
         for term in seen.terms:
             if term in self.terms or len(self.terms) < MAX_TERMS:
                 self.terms[term] = self.terms.get(term, 0) + 1
+        self.toned += int(seen.toned)
+        self.angry += int(seen.angry)
+        if seen.abuse_topic:
+            self.abusive += 1
+            self.abuse_topics[seen.abuse_topic] = self.abuse_topics.get(seen.abuse_topic, 0) + 1
+            if len(self.abuse_samples) < ABUSE_SAMPLES and seen.key not in self.abuse_samples:
+                self.abuse_samples.append(seen.key)
 
     def merge(self, other: WindowCounts) -> None:
         if max(other.max_followers, other.max_engagement) > max(self.max_followers, self.max_engagement):
@@ -202,7 +245,20 @@ class WindowCounts:
         for term, count in other.terms.items():
             if term in self.terms or len(self.terms) < MAX_TERMS:
                 self.terms[term] = self.terms.get(term, 0) + count
+        self.toned += other.toned
+        self.angry += other.angry
+        self.abusive += other.abusive
+        for topic, count in other.abuse_topics.items():
+            self.abuse_topics[topic] = self.abuse_topics.get(topic, 0) + count
+        for key in other.abuse_samples:
+            if len(self.abuse_samples) < ABUSE_SAMPLES and key not in self.abuse_samples:
+                self.abuse_samples.append(key)
 
     @property
     def negative_percent(self) -> float:
         return 100.0 * self.negative / self.count if self.count else 0.0
+
+    @property
+    def anger_percent(self) -> float:
+        """Share of the posts with an emotion whose most likely emotion is anger."""
+        return 100.0 * self.angry / self.toned if self.toned else 0.0

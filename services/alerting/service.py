@@ -316,7 +316,9 @@ class Alerting:
         if alert.HasField("escalated_at"):
             alert.labels.update(lifecycle.escalation_labels(applied))
         alert.priority_factors.clear()
-        alert.priority_factors.extend(priority.factors(applied, counts, trailing.usual))
+        alert.priority_factors.extend(
+            priority.factors(applied, counts, trailing.usual, escalated=alert.HasField("escalated_at"))
+        )
         alert.priority = priority.priority(list(alert.priority_factors))
         self.store.put_alert(alert)
         if existing is None:

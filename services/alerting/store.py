@@ -192,7 +192,8 @@ class AlertStore:
     def put_window(self, tenant: str, rule_id: str, start: int, counts: WindowCounts) -> None:
         extra = {
             "max_engagement": counts.max_engagement, "authors": sorted(counts.authors), "terms": counts.terms,
-            "top_post": counts.top_post,
+            "top_post": counts.top_post, "toned": counts.toned, "angry": counts.angry, "abusive": counts.abusive,
+            "abuse_topics": counts.abuse_topics, "abuse_samples": counts.abuse_samples,
         }
         with self._lock:
             self._db.execute(
@@ -317,4 +318,6 @@ def _counts(
         count, negative, max_followers, max_relevance, json.loads(samples),
         max_engagement=int(more.get("max_engagement", 0)), authors=set(more.get("authors", [])),
         terms=dict(more.get("terms", {})), top_post=str(more.get("top_post", "")),
+        toned=int(more.get("toned", 0)), angry=int(more.get("angry", 0)), abusive=int(more.get("abusive", 0)),
+        abuse_topics=dict(more.get("abuse_topics", {})), abuse_samples=list(more.get("abuse_samples", [])),
     )

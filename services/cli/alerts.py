@@ -1,4 +1,5 @@
-"""`civic alerts ...`: the action queue from a terminal: list, acknowledge, assign, resolve, silence, watch.
+"""`civic alerts ...`: the action queue from a terminal: list, acknowledge, assign, resolve, silence, watch,
+and the rules that raise it.
 
 `civic alerts --tenant T` alone still lists, as it did before the subcommands existed. `--by` is who
 does it, recorded with the change; it becomes the signed-in user once authentication exists.
@@ -17,7 +18,9 @@ from civic.listening.v1 import alerting_pb2, alerting_pb2_grpc
 from services.cli.common import console, friendly_errors, stub
 from services.common.settings import get_settings
 
-app = typer.Typer(help="The agency's alerts: list, ack, assign, resolve, silence, watch.", invoke_without_command=True)
+app = typer.Typer(
+    help="The agency's alerts: list, ack, assign, resolve, silence, watch; and its rules.", invoke_without_command=True
+)
 
 Tenant = Annotated[str, typer.Option("--tenant", "-t", help="The agency whose alerts these are.")]
 By = Annotated[str, typer.Option("--by", help="Who does this (recorded with the change).")]
@@ -30,6 +33,16 @@ OPERATORS = {
     "=~": alerting_pb2.MATCH_OPERATOR_REGEX, "!~": alerting_pb2.MATCH_OPERATOR_NOT_REGEX,
 }
 DURATION = re.compile(r"^(\d+)([smhd])$")
+# How each kind's threshold reads (the Rule.threshold comment of the contract).
+THRESHOLD_UNITS = {
+    "query_match": " posts", "volume_spike": "x baseline", "volume_drop": "x below baseline",
+    "negative_share": "% negative", "sentiment_shift": " points more negative", "new_term": " posts",
+    "high_reach": " followers or interactions", "cardinality": " authors", "anger_surge": " points more anger",
+}
+# Priority factors shown per alert in the listing (the largest contributions first).
+WHY_FACTORS = 3
+# Factors shown with their reason whenever they count: a person must see which posts raised them.
+ALWAYS_EXPLAINED = frozenset({"abuse"})
 UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
@@ -41,12 +54,25 @@ def _word(enum: Any, value: int, prefix: str) -> str:
     return str(enum.Name(value)).removeprefix(prefix).lower()
 
 
+def why(alert: alerting_pb2.Alert, shown: int = WHY_FACTORS) -> str:
+    """The factors that add most to the priority, with their points; abuse always with its reason."""
+    ranked = sorted(alert.priority_factors, key=lambda f: -f.value * f.weight)
+    parts: list[str] = []
+    for factor in ranked:
+        if factor.value <= 0 or (len(parts) >= shown and factor.name not in ALWAYS_EXPLAINED):
+            continue
+        points = f"{factor.name} +{100 * factor.value * factor.weight:.0f}"
+        parts.append(f"{points} ({factor.reason})" if factor.name in ALWAYS_EXPLAINED and factor.reason else points)
+    return ", ".join(parts)
+
+
 def _table(tenant: str, alerts: list[alerting_pb2.Alert]) -> None:
     if not alerts:
         console.print(f"No alerts for {tenant}.")
         return
     table = Table(title=f"Action queue of {tenant} (highest priority first)")
-    for column in ("id", "priority", "severity", "state", "rule", "window (UTC)", "posts", "who", "summary"):
+    columns = ("id", "priority", "severity", "state", "rule", "window (UTC)", "posts", "who", "summary", "why")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for alert in alerts:
         who = ", ".join(filter(None, [
@@ -59,6 +85,7 @@ def _table(tenant: str, alerts: list[alerting_pb2.Alert]) -> None:
             alert.id, f"{alert.priority:.0f}", _word(alerting_pb2.Severity, alert.severity, "SEVERITY_"),
             _word(alerting_pb2.AlertState, alert.state, "ALERT_STATE_"), alert.rule_name,
             alert.window_start.ToDatetime().strftime("%Y-%m-%d %H:%M"), str(alert.post_count), who, alert.summary,
+            why(alert),
         )
     console.print(table)
 
@@ -81,7 +108,7 @@ def alerts(
     if ctx.invoked_subcommand is not None:
         return
     if tenant is None:
-        raise ValueError("give --tenant, or a command: list, ack, assign, resolve, silence, watch")
+        raise ValueError("give --tenant, or a command: list, ack, assign, resolve, silence, watch, rules")
     _list(tenant, limit, None)
 
 
@@ -94,6 +121,32 @@ def list_alerts(
 ) -> None:
     """Alerts with their ids, highest priority first."""
     _list(tenant, limit, state)
+
+
+def threshold_words(rule: alerting_pb2.Rule) -> str:
+    """The threshold in the unit of the rule's kind."""
+    unit = THRESHOLD_UNITS.get(_word(alerting_pb2.RuleKind, rule.kind, "RULE_KIND_"), "")
+    return f"{rule.threshold:g}{unit}"
+
+
+@app.command()
+@friendly_errors
+def rules(tenant: Tenant) -> None:
+    """The agency's alert rules: what each watches for (kind), on which posts, from what threshold."""
+    listed = _stub().ListRules(alerting_pb2.ListRulesRequest(tenant=tenant), timeout=get_settings().rpc_timeout_s)
+    if not listed.rules:
+        console.print(f"No rules for {tenant}.")
+        return
+    table = Table(title=f"Alert rules of {tenant}")
+    for column in ("id", "kind", "query", "threshold", "window", "min posts", "severity", "name"):
+        table.add_column(column, overflow="fold")
+    for rule in listed.rules:
+        table.add_row(
+            rule.id, _word(alerting_pb2.RuleKind, rule.kind, "RULE_KIND_"), rule.query or "(every post)",
+            threshold_words(rule), f"{rule.window_seconds // 60} min", str(rule.min_posts),
+            _word(alerting_pb2.Severity, rule.severity, "SEVERITY_"), rule.name,
+        )
+    console.print(table)
 
 
 def _changed(alert: alerting_pb2.Alert, what: str) -> None:
