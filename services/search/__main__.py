@@ -6,6 +6,7 @@ import logging
 
 from services.common import telemetry
 from services.common.settings import get_settings
+from services.search.bulk_writer import BulkPolicy
 from services.search.client import connect
 from services.search.embedder import InferenceEmbedder
 from services.search.indexing import Indexer
@@ -19,10 +20,16 @@ def main() -> None:
     settings = get_settings()
     telemetry.setup("search", settings.log_level)
     es = connect(settings)
-    indexer = Indexer(es, settings.index_prefix, refresh=settings.es_refresh_on_index)
+    indexer = Indexer(es, settings.index_prefix, refresh=settings.es_refresh_on_index,
+                      policy=BulkPolicy.from_settings(settings))
     server = build_server(settings, indexer, Searcher(es, settings.index_prefix, InferenceEmbedder(settings))).start()
     log.info("indexing into %s (prefix %s)", settings.es_url, settings.index_prefix)
-    server.serve_until_signal(on_stop=es.close)
+
+    def stop() -> None:
+        indexer.close()
+        es.close()
+
+    server.serve_until_signal(on_stop=stop)
 
 
 if __name__ == "__main__":
