@@ -70,6 +70,25 @@ class Settings(BaseSettings):
         False, description="Refresh after each bulk call (tests/demo); off in production."
     )
 
+    # --- search: bulk writer and rollover (services/search/README.md) --------------------------
+    search_bulk_max_docs: int = Field(500, description="Documents per bulk request, from any number of calls.")
+    search_bulk_max_bytes: int = Field(10 * 1024 * 1024, description="Bytes per bulk request.")
+    search_bulk_flush_interval_s: float = Field(
+        0.05, description="Longest wait of a queued document before a partial bulk request is sent."
+    )
+    search_bulk_max_queued_docs: int = Field(
+        50_000, description="Documents waiting for a bulk request before IndexPosts is RESOURCE_EXHAUSTED."
+    )
+    search_bulk_workers: int = Field(2, description="Bulk requests in flight at once.")
+    search_bulk_retry_rounds: int = Field(5, description="Retries of 429s and transient item failures.")
+    search_bulk_backoff_s: float = Field(0.5, description="First retry delay; doubles per round, at most 10 s.")
+    rollover_max_docs: int = Field(20_000_000, description="Roll a tenant's index over at this many documents.")
+    rollover_max_primary_shard_size: str = Field("50gb", description="... or at this primary shard size.")
+    rollover_max_age: str = Field("30d", description="... or at this age (e.g. 30d, 12h).")
+    rollover_check_interval_s: float = Field(
+        600.0, description="How often search checks the rollover conditions (no ILM); 0 = never."
+    )
+
     # --- inference -----------------------------------------------------------------------------
     model_cache_dir: Path = Field(CACHE_DIR / "models", description="Where the rebuilt encoder lives.")
     max_seq_length: int = Field(128, description="Tokens per post given to the encoder.")
