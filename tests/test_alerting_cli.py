@@ -10,15 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from civic.listening.v1 import alerting_pb2
-from tests.test_alerting_grpc import Running, rule, start  # noqa: F401
+from tests.test_alerting_grpc import HOUR, MONDAY, Running, rule, start  # noqa: F401
 from tests.test_alerting_lifecycle import fire
+from tests.test_alerting_tone import ANGER, toned
 
 CIVIC = str(Path(sys.executable).with_name("civic"))
 
 
-def civic(target: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def civic(target: str, *args: str, timeout: float = 60, columns: int = 250) -> subprocess.CompletedProcess[str]:
     return subprocess.run([CIVIC, "alerts", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "CIVIC_ALERTING_TARGET": target, "COLUMNS": "250"})
+                          env={**os.environ, "CIVIC_ALERTING_TARGET": target, "COLUMNS": str(columns)})
 
 
 def test_list_ack_assign_resolve_silence_watch(start: Callable[..., Running]) -> None:
@@ -63,3 +64,24 @@ def test_errors_are_one_line_and_exit_one(start: Callable[..., Running]) -> None
     down = civic("127.0.0.1:9", "list", "-t", "city-a")
     assert down.returncode == 1 and "civic up" in down.stderr
     assert civic(target).returncode == 1
+
+
+def test_rules_show_their_kinds_and_the_queue_shows_why(start: Callable[..., Running]) -> None:
+    running = start()
+    running.put(
+        rule("anger", "anger_surge", query="metro", threshold=30, min_posts=20),
+        rule("metro", "query_match", query="metro", threshold=3, severity=alerting_pb2.SEVERITY_CRITICAL),
+    )
+    listed = civic(running.target, "rules", "-t", "city-a")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert any("anger" in line and "anger_surge" in line and "30 points more anger" in line for line in lines)
+    assert any("query_match" in line and "3 posts" in line and "critical" in line for line in lines)
+    rude = [toned(f"r{i}", MONDAY + HOUR * i / 4, ANGER, text="metro staff are idiots", offensive=True,
+                  topic="transit") for i in range(2)]
+    running.evaluate([*rude, toned("calm", MONDAY + HOUR / 8, text="metro late")])
+    queue = civic(running.target, "list", "-t", "city-a", columns=400).stdout
+    # abuse: ln(1 + 2) / ln(1 + 10) x 0.15 = 6.9 points; severity: critical, 1.0 x 0.15.
+    assert "severity +15, velocity +12, abuse +7 (2 offensive posts about the agency's topics (transit 2), " \
+           "e.g. mastodon/r0, mastodon/r1)" in queue
+    assert "No rules for city-b." in civic(running.target, "rules", "-t", "city-b").stdout
