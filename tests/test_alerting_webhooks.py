@@ -157,6 +157,8 @@ def test_alertmanager_payload(start: Callable[..., Running], receiver: Receiver)
     assert datetime.fromisoformat(sent["startsAt"]) == alert.fired_at.ToDatetime(tzinfo=UTC)
     assert len(sent["fingerprint"]) == 16 and sent["generatorURL"].endswith(f"/alerts/city-a/{alert.id}")
     assert sent["annotations"]["summary"] == alert.summary == payload["commonAnnotations"]["summary"]
+    # One post, 1x its baseline of 1, warning rule: only severity counts.
+    assert sent["annotations"]["priority_factors"] == "severity +10: warning rule"
     running.stub.ResolveAlert(alerting_pb2.ResolveAlertRequest(tenant="city-a", alert_id=alert.id, by="ana"))
     time.sleep(1.1)  # the default cooldown is 60 s: a resolution waits for it
     assert len(receiver.requests) == 1
