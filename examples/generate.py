@@ -43,6 +43,9 @@ WEEK_START = datetime(2026, 11, 9, tzinfo=UTC)
 DAYS = 7
 SPIKE_START = datetime(2026, 11, 13, 14, tzinfo=UTC)
 SPIKE_HOURS = 4
+# Negative outage posts that open with an insult aimed at the agency, or with an angry outburst.
+ABUSIVE_SHARE = 0.15
+OUTBURST_SHARE = 0.6
 RUMOUR_START = datetime(2026, 11, 11, tzinfo=UTC)
 RUMOUR_DAYS = 2
 DEFAULT_COUNT = 3000
@@ -169,8 +172,13 @@ def background(week: Week, tenant_name: str, count: int) -> list[Draft]:
     return drafts
 
 
-def outage_spike(week: Week, count: int) -> list[Draft]:
-    """The Line 3 outage: a burst that ramps up fast after 14:00 and fades by 18:00."""
+def outage_spike(week: Week, count: int, tone: random.Random) -> list[Draft]:
+    """The Line 3 outage: a burst that ramps up fast after 14:00 and fades by 18:00.
+
+    Its complaints are angry: most open with an outburst, some with an insult aimed at the transit
+    agency, so that the tone model sees the anger surge and the abuse. Those draws come from `tone`,
+    not the week's generator, so every other post stays as it was.
+    """
     rng = week.rng
     drafts = []
     for _ in range(count):
@@ -178,6 +186,12 @@ def outage_spike(week: Week, count: int) -> list[Draft]:
         sentiment = rng.choices(SENTIMENTS, weights=(85, 12, 3))[0]
         offset = min(rng.triangular(0, SPIKE_HOURS * 3600, 3600), SPIKE_HOURS * 3600 - 1)
         text = compose(OUTAGE[language], COMMON[language], ASIDES[language], sentiment, rng)
+        if sentiment == "negative":
+            roll = tone.random()
+            if roll < ABUSIVE_SHARE:
+                text = f"{tone.choice(OUTAGE[language]['abuse'])} {text}"
+            elif roll < ABUSIVE_SHARE + OUTBURST_SHARE:
+                text = f"{tone.choice(OUTAGE[language]['outburst'])} {text}"
         channel = week.channel({"mastodon": 55, "reddit": 30, "open311": 10, "webhook": 5})
         drafts.append(Draft(SPIKE_START + timedelta(seconds=int(offset)), "city-transit", channel, language,
                             text, week.author(language), sentiment, shares_boost=2.0))
@@ -315,7 +329,7 @@ def generate_posts(seed: int, count: int) -> list[dict[str, Any]]:
     week = Week(random.Random(seed))
     scale = count / DEFAULT_COUNT
     copies = {"en": max(2, round(18 * scale)), "es": max(1, round(6 * scale)), "fr": max(1, round(6 * scale))}
-    drafts = outage_spike(week, max(8, round(340 * scale)))
+    drafts = outage_spike(week, max(8, round(340 * scale)), random.Random(f"{seed}-tone"))
     drafts += relief_rumour(week, max(6, round(58 * scale)), copies)
     drafts += pii_posts(week)
     remaining = count - len(drafts)

@@ -137,6 +137,16 @@ def test_line_3_outage_is_a_volume_spike_of_city_transit(posts: list[post_pb2.Po
     assert not [post for post in transit if LINE_3.search(post.text) and post not in in_spike]
 
 
+def test_line_3_complaints_are_angry_and_some_abusive(posts: list[post_pb2.Post]) -> None:
+    outage = [post.text for post in posts if LINE_3.search(post.text)]
+    angry = re.compile(r"FURIOUS|FURIOSA|FURIEUX|livid|outrageous|indignante|scandaleux|fuming|inaceptable|"
+                       r"inadmissible|unacceptable|garbage|angry|hors de moi|hierve|ras le bol|vergüenza", re.I)
+    abusive = re.compile(r"idiot|moron|clowns|inútiles|imbécil|incapables|abrutis|crétin", re.I)
+    assert 0.4 * len(outage) < sum(1 for text in outage if angry.search(text)) < 0.8 * len(outage)
+    assert 0.08 * len(outage) < sum(1 for text in outage if abusive.search(text)) < 0.25 * len(outage)
+    assert not [post for post in posts if abusive.search(post.text) and not LINE_3.search(post.text)]
+
+
 def test_relief_fee_rumour_is_a_multilingual_copy_paste_campaign(
     posts: list[post_pb2.Post], languages: list[str]
 ) -> None:

@@ -35,6 +35,12 @@ OUTAGE: dict[str, PhraseGroup] = {
         "consequence": ("Missed my shift.", "How do I get my kids from school now?", "Walking home, 5 km.",
                         "This city deserves better.", "Pay a fortune for this?"),
         "hashtag": ("#Line3", "#Line3", "#Line3", "#Line3 #PortAlder", "#PortAlderTransit", ""),
+        "outburst": ("I am FURIOUS.", "Absolutely livid right now.", "This is outrageous!",
+                     "Sick and tired of this garbage service!", "Unacceptable. Utterly unacceptable!",
+                     "I'm so angry I could scream.", "Enough is enough, I'm fuming!"),
+        "abuse": ("Port Alder Transit is run by incompetent idiots.", "What a bunch of useless morons at Transit.",
+                  "Whoever runs Line 3 is a total moron.", "Damn clowns, every single one of them at Transit.",
+                  "Shut up with your 'sorry for the inconvenience', you pathetic idiots."),
     },
     "es": {
         "negative": (
@@ -53,6 +59,10 @@ OUTAGE: dict[str, PhraseGroup] = {
         "no_info": ("sin ninguna información", "el personal tampoco sabe nada", "la app dice servicio normal"),
         "consequence": ("Perdí mi turno.", "¿Cómo recojo ahora a los niños?", "A casa andando, 5 km."),
         "hashtag": ("#Line3", "#Line3", "#Line3 #PortAlder", "#PortAlderTransit", ""),
+        "outburst": ("¡Estoy FURIOSA!", "¡Es indignante!", "¡Qué vergüenza, estoy harto!",
+                     "¡Me hierve la sangre!", "¡Inaceptable, totalmente inaceptable!"),
+        "abuse": ("Los de Transit son una panda de inútiles.", "¡Idiotas incompetentes!",
+                  "El que dirige la Línea 3 es un imbécil."),
     },
     "fr": {
         "negative": (
@@ -71,6 +81,10 @@ OUTAGE: dict[str, PhraseGroup] = {
         "no_info": ("aucune information", "le personnel n'en sait rien", "l'appli indique trafic normal"),
         "consequence": ("J'ai raté mon service.", "Comment je récupère les enfants ?", "Retour à pied, 5 km."),
         "hashtag": ("#Line3", "#Line3", "#Line3 #PortAlder", "#PortAlderTransit", ""),
+        "outburst": ("Je suis FURIEUX.", "C'est scandaleux !", "J'en ai ras le bol de ce service minable !",
+                     "Je suis hors de moi !", "Inadmissible, totalement inadmissible !"),
+        "abuse": ("Bande d'incapables à la direction des transports.", "Quels abrutis, ces gens de Transit !",
+                  "Celui qui gère la ligne 3 est un crétin."),
     },
 }
 
