@@ -1,4 +1,5 @@
-"""The local stack behind `civic up / down / status`: Elasticsearch, Ray Serve and the three services.
+"""The local stack behind `civic up / down / status`: Elasticsearch, Ray Serve, the three services
+and the dashboard gateway.
 
 Each component is a separate process with a pid file and a log under one run directory, so that the
 stack outlives the CLI call that started it and `civic down` can find it again.
@@ -7,25 +8,49 @@ stack outlives the CLI call that started it and `civic down` can find it again.
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
+
+import httpx
 
 from services.common import launch
 from services.common.elasticsearch_local import LocalElasticsearch, ensure_installed
 from services.common.settings import CACHE_DIR, Settings
 
 
+def http_healthy(target: str) -> bool:
+    """True when the HTTP server at host:port answers 200 on /healthz (the dashboard gateway)."""
+    try:
+        return httpx.get(f"http://{target}/healthz", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 @dataclass(frozen=True)
 class Component:
-    """A gRPC process of the stack, started with `python -m <module>`."""
+    """A process of the stack, started with `python -m <module>`; gRPC health unless told otherwise."""
 
     name: str
     module: str
     target: Callable[[Settings], str]
     start_timeout_s: float
     wanted: Callable[[], bool] = lambda: True
+    healthy: Callable[[str], bool] = launch.is_healthy
+
+    def wait_healthy(self, target: str, process: subprocess.Popen[bytes]) -> None:
+        """Waits for health; fails early, with the reason, if the process dies first."""
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"process for {target} exited with code {process.returncode}")
+            if self.healthy(target):
+                return
+            time.sleep(0.3)
+        raise TimeoutError(f"{target} not healthy after {self.start_timeout_s:.0f}s")
 
 
 def local_telemetry() -> bool:
@@ -45,7 +70,13 @@ COMPONENTS = [
     Component("search", "services.search", lambda s: s.search_target, 60.0),
     Component("alerting", "services.alerting", lambda s: s.alerting_target, 60.0),
     Component("ingestion", "services.ingestion", lambda s: s.ingestion_target, 60.0),
+    Component("gateway", "services.gateway", lambda s: f"127.0.0.1:{s.gateway_port}", 60.0, healthy=http_healthy),
 ]
+
+
+def dashboard_url(settings: Settings, tenant: str = "") -> str:
+    """Where a browser on this machine opens the dashboard, with the agency picked when given."""
+    return f"http://127.0.0.1:{settings.gateway_port}/" + (f"?tenant={tenant}" if tenant else "")
 
 
 @dataclass
@@ -118,17 +149,17 @@ class Stack:
                 continue
             target = component.target(self.settings)
             pid = self.read_pid(component.name)
-            if pid is not None and launch.pid_alive(pid) and launch.is_healthy(target):
+            if pid is not None and launch.pid_alive(pid) and component.healthy(target):
                 report(f"{component.name} already running (pid {pid}) at {target}")
                 continue
-            if launch.is_healthy(target):
+            if component.healthy(target):
                 raise RuntimeError(f"{target} is taken by a process this stack did not start")
             report(f"starting {component.name} at {target}")
             log = self.logs / f"{component.name}.log"
             process = launch.spawn([component.module], self.child_env(), log)
             self.pid_file(component.name).write_text(str(process.pid))
             try:
-                launch.wait_healthy(target, component.start_timeout_s, process=process)
+                component.wait_healthy(target, process)
             except (RuntimeError, TimeoutError) as exc:
                 raise RuntimeError(f"{component.name} did not start ({exc}); see {log}") from exc
 
@@ -164,7 +195,7 @@ class Stack:
             rows.append(
                 ComponentStatus(
                     component.name, pid, pid is not None and launch.pid_alive(pid),
-                    launch.is_healthy(target), target, self.logs / f"{component.name}.log",
+                    component.healthy(target), target, self.logs / f"{component.name}.log",
                 )
             )
         return rows
