@@ -10,6 +10,7 @@ from services.search.bulk_writer import BulkPolicy
 from services.search.client import connect
 from services.search.embedder import InferenceEmbedder
 from services.search.indexing import Indexer
+from services.search.rollover import Conditions, RolloverLoop
 from services.search.server import build_server
 from services.search.service import Searcher
 
@@ -20,12 +21,18 @@ def main() -> None:
     settings = get_settings()
     telemetry.setup("search", settings.log_level)
     es = connect(settings)
+    conditions = Conditions.from_settings(settings)
     indexer = Indexer(es, settings.index_prefix, refresh=settings.es_refresh_on_index,
-                      policy=BulkPolicy.from_settings(settings))
+                      policy=BulkPolicy.from_settings(settings), lifecycle=conditions)
+    rollovers = None
+    if settings.rollover_check_interval_s > 0:
+        rollovers = RolloverLoop(es, settings.index_prefix, conditions, settings.rollover_check_interval_s).start()
     server = build_server(settings, indexer, Searcher(es, settings.index_prefix, InferenceEmbedder(settings))).start()
     log.info("indexing into %s (prefix %s)", settings.es_url, settings.index_prefix)
 
     def stop() -> None:
+        if rollovers is not None:
+            rollovers.stop()
         indexer.close()
         es.close()
 

@@ -22,6 +22,7 @@ from services.search.bulk_writer import BulkPolicy, BulkWriter
 from services.search.client import elasticsearch_errors
 from services.search.documents import to_document
 from services.search.mapping import ensure_tenant_index, install_templates
+from services.search.rollover import Conditions, attach_lifecycle, ilm_available
 
 MAX_POSTS_PER_CALL = 5000
 
@@ -53,20 +54,32 @@ class Indexer:
     def __init__(
         self, es: Elasticsearch, index_prefix: str, refresh: bool, *,
         deadletter_prefix: str = deadletter.DEFAULT_PREFIX, policy: BulkPolicy | None = None,
+        lifecycle: Conditions | None = None,
     ) -> None:
         self.es = es
         self.prefix = index_prefix
         self.writer = BulkWriter(es, policy or BulkPolicy(), refresh, deadletter_prefix)
+        # With conditions given and a cluster that has ILM, each tenant's indices get the ILM policy.
+        self.lifecycle = lifecycle
+        self._ilm: bool | None = None
         self._templates_installed = False
         self._aliases: dict[str, str] = {}
 
     def _alias(self, tenant: str) -> str:
         if not self._templates_installed:
             install_templates(self.es, self.prefix)
+            self._ilm = self.lifecycle is not None and ilm_available(self.es)
             self._templates_installed = True
         if tenant not in self._aliases:
+            if self._ilm and self.lifecycle is not None:
+                attach_lifecycle(self.es, self.prefix, tenant, self.lifecycle)
             self._aliases[tenant] = ensure_tenant_index(self.es, self.prefix, tenant)
         return self._aliases[tenant]
+
+    @property
+    def ilm(self) -> bool:
+        """True once the first write found ILM on the cluster (it then does the rolling over)."""
+        return bool(self._ilm)
 
     def index(self, posts: Sequence[post_pb2.EnrichedPost]) -> IndexOutcome:
         validate_posts(posts)
