@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from elasticsearch import Elasticsearch
 
@@ -18,7 +19,7 @@ from services.common import telemetry
 from services.common.errors import InvalidArgument
 from services.common.validation import require_channel, require_tenant
 from services.search import deadletter
-from services.search.bulk_writer import BulkPolicy, BulkWriter
+from services.search.bulk_writer import BulkPolicy, BulkWriter, ItemResult
 from services.search.client import elasticsearch_errors
 from services.search.documents import to_document
 from services.search.mapping import ensure_tenant_index, install_templates
@@ -86,17 +87,22 @@ class Indexer:
         # The bulk request that carries these posts runs in a span continuing (or linked to) this one.
         with telemetry.tracer(__name__).start_as_current_span("index_posts") as span:
             telemetry.describe_batch(span, [p.post for p in posts])
-            with elasticsearch_errors():
-                documents = [(self._alias(p.post.tenant), to_document(p)) for p in posts]
-            results = self.writer.submit(documents, telemetry.traceparent()).wait()
+            documents = [to_document(p) for p in posts]
+            results = self.write(documents)
         outcome = IndexOutcome()
-        for (_, document), result in zip(documents, results, strict=True):
+        for document, result in zip(documents, results, strict=True):
             if result.written:
                 outcome.indexed += 1
                 continue
             outcome.errors.append((document["post_id"], result.reason))
             outcome.dead_lettered += result.dead_lettered
         return outcome
+
+    def write(self, documents: Sequence[dict[str, Any]]) -> list[ItemResult]:
+        """Writes ready documents into their tenants' aliases; each one's result, in order."""
+        with elasticsearch_errors():
+            queued = [(self._alias(document["tenant"]), document) for document in documents]
+        return self.writer.submit(queued, telemetry.traceparent()).wait()
 
     def close(self) -> None:
         """Writes what is still queued; later calls are refused as UNAVAILABLE."""

@@ -8,6 +8,7 @@ from civic.listening.v1 import search_pb2, search_pb2_grpc
 from services.common.grpc_server import GrpcServer, rpc_errors
 from services.common.settings import Settings
 from services.search.indexing import Indexer
+from services.search.replay import replay_dead_letters
 from services.search.service import Searcher
 
 SERVICE_NAME = search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
@@ -57,6 +58,12 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         self, request: search_pb2.VolumeOverTimeRequest, context: grpc.ServicerContext
     ) -> search_pb2.VolumeOverTimeResponse:
         return self.searcher.volume_over_time(request)
+
+    @rpc_errors
+    def ReplayDeadLetters(
+        self, request: search_pb2.ReplayDeadLettersRequest, context: grpc.ServicerContext
+    ) -> search_pb2.ReplayDeadLettersResponse:
+        return replay_dead_letters(self.indexer, request)
 
 
 def build_server(settings: Settings, indexer: Indexer, searcher: Searcher, port: int | None = None) -> GrpcServer:
