@@ -71,3 +71,41 @@ def test_trends_errors_are_one_line(search_target: str, args: list[str], message
     assert result.returncode == 1
     assert result.stderr.startswith(f"civic: {message}") and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_search_filters_by_tone_and_prints_the_text_as_written(search_target: str, tenant: str) -> None:
+    from civic.listening.v1 import search_pb2_grpc
+    from tests.test_search_tone import tone_corpus
+
+    posts = tone_corpus(tenant)
+    clowns = next(post for post in posts if post.post.id == "t6")
+    clowns.post.display_text = "Idiots at the permit office\nlost my file, what a bunch of clowns."
+    with channel(search_target, Settings()) as chan:
+        reply = search_pb2_grpc.SearchServiceStub(chan).IndexPosts(search_pb2.IndexPostsRequest(posts=posts))
+    assert reply.indexed == 7
+    result = civic(search_target, "search", "", "--tenant", tenant, "--emotion", "anger", "--offensive")
+    assert result.returncode == 0, result.stderr
+    assert "2 posts match" in result.stdout
+    assert "permit office" in result.stdout and "stupid bridge" in result.stdout
+    assert "office lost" not in result.stdout, "the author's line break, not the normalized text"
+    assert "anger, offensive" in result.stdout
+    joy = civic(search_target, "search", "", "--tenant", tenant, "--emotion", "joy", "--emotion", "sadness")
+    assert "2 posts match" in joy.stdout and "playground" in joy.stdout and "library" in joy.stdout
+    bad = civic(search_target, "search", "x", "--tenant", tenant, "--emotion", "rage")
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == "civic: --emotion must be one of anger, joy, optimism, sadness, not 'rage'"
+
+
+def test_trends_shows_the_tone_of_each_interval(search_target: str, tenant: str) -> None:
+    from civic.listening.v1 import search_pb2_grpc
+    from tests.test_search_tone import tone_corpus
+
+    with channel(search_target, Settings()) as chan:
+        search_pb2_grpc.SearchServiceStub(chan).IndexPosts(search_pb2.IndexPostsRequest(posts=tone_corpus(tenant)))
+    result = civic(search_target, "trends", "--tenant", tenant, "--interval", "1h", "--tone")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[1]: line.split()[-6:] for line in result.stdout.splitlines()
+            if line.strip().startswith("2025-11-13")}
+    # posts, anger, joy, optimism, sadness, offensive
+    assert rows == {"02:00": ["3", "2", "1", "0", "0", "1"], "03:00": ["4", "1", "0", "1", "1", "1"]}
+    assert "off = offensive" in result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from civic.listening.v1 import alerting_pb2, ingestion_pb2, post_pb2, search_pb2
@@ -48,9 +49,19 @@ def ingest_summary(console: Console, totals: Mapping[str, int], reasons: Sequenc
         console.print(f"  ... and {len(reasons) - 10} more")
 
 
+def tone(enrichment: post_pb2.Enrichment) -> str:
+    """The emotion, and "offensive" when the post is; "-" when the tone heads did not run."""
+    if enrichment.emotion == post_pb2.EMOTION_UNSPECIFIED:
+        return "-"
+    emotion = post_pb2.Emotion.Name(enrichment.emotion).removeprefix("EMOTION_").lower()
+    return f"{emotion}, [red]offensive[/red]" if enrichment.offensive else emotion
+
+
 def search_results(console: Console, query: str, reply: search_pb2.SearchResponse) -> None:
+    """One row per hit; the text as its author wrote it (PII redacted), the normalized text for
+    posts indexed before display_text existed."""
     table = Table(title=f"{reply.total} posts match {query!r}", show_lines=False)
-    for column in ("time (UTC)", "channel", "lang", "sentiment", "topic", "text"):
+    for column in ("time (UTC)", "channel", "lang", "sentiment", "tone", "topic", "text"):
         table.add_column(column, overflow="fold")
     for hit in reply.hits:
         post, enrichment = hit.post.post, hit.post.enrichment
@@ -60,8 +71,9 @@ def search_results(console: Console, query: str, reply: search_pb2.SearchRespons
             post.channel,
             post.language,
             f"[{SENTIMENT_STYLE.get(label, 'white')}]{label}[/]",
+            tone(enrichment),
             enrichment.topic or "-",
-            post.text[:160],
+            escape((post.display_text or post.text)[:280]),
         )
     console.print(table)
 
