@@ -83,10 +83,14 @@ async def build(upstreams: Upstreams, viewer: Viewer, args: Mapping[str, str], n
     period = params.period(args, newest, now)
     search, tenant = upstreams.search, viewer.tenant
 
-    def volume(start: datetime, end: datetime, topic: str = "") -> Any:
-        return search.VolumeOverTime(search_pb2.VolumeOverTimeRequest(
-            tenant=tenant, query=scope.query, filters=scope.filters(start, end, topic), interval=period.interval,
+    async def volume(start: datetime, end: datetime, topic: str = "") -> list[Any]:
+        """The buckets of [start, end). Asked one interval further, because the search service
+        leaves the last interval of a bounded histogram empty; that extra interval is dropped."""
+        reply = await search.VolumeOverTime(search_pb2.VolumeOverTimeRequest(
+            tenant=tenant, query=scope.query, filters=scope.filters(start, end + period.step, topic),
+            interval=period.interval,
         ), **scope.call())
+        return [b for b in reply.buckets if b.start.ToDatetime(tzinfo=UTC) < end]
 
     def aggregate(dimension: search_pb2.AggregateDimension, size: int) -> Any:
         return search.Aggregate(search_pb2.AggregateRequest(
@@ -106,7 +110,7 @@ async def build(upstreams: Upstreams, viewer: Viewer, args: Mapping[str, str], n
         coroutine for name in names
         for coroutine in (volume(period.start, period.end, name), volume(period.previous_start, period.start, name))
     ))
-    now_totals, before_totals = sums(current.buckets), sums(previous.buckets)
+    now_totals, before_totals = sums(current), sums(previous)
     return {
         "period": {"from": convert.iso(period.start), "to": convert.iso(period.end), "interval": period.interval_name,
                    "previous_from": convert.iso(period.previous_start)},
@@ -119,7 +123,7 @@ async def build(upstreams: Upstreams, viewer: Viewer, args: Mapping[str, str], n
             "cx": cx_index(now_totals), "previous_cx": cx_index(before_totals),
         },
         "volume": [
-            {"start": convert.when(b.start), **{name: getattr(b, name) for name in COUNTERS}} for b in current.buckets
+            {"start": convert.when(b.start), **{name: getattr(b, name) for name in COUNTERS}} for b in current
         ],
         "tone": tone(now_totals),
         "channels": [convert.bucket(b) for b in channels.buckets],
@@ -128,15 +132,16 @@ async def build(upstreams: Upstreams, viewer: Viewer, args: Mapping[str, str], n
     }
 
 
-def topic_row(name: str, current: Any, previous: Any) -> dict[str, Any]:
+def topic_row(name: str, current: list[Any], previous: list[Any]) -> dict[str, Any]:
     """One topic's CX index per interval, over the period and over the period before."""
-    index, before = cx_index(sums(current.buckets)), cx_index(sums(previous.buckets))
+    totals = sums(current)
+    index, before = cx_index(totals), cx_index(sums(previous))
     return {
         "topic": name,
-        "posts": current.total,
+        "posts": totals["count"],
         "cx": index,
         "previous_cx": before,
         "change": change(index, before),
         "series": [{"start": convert.when(b.start), "count": b.count, "cx": cx_index(sums([b]))}
-                   for b in current.buckets],
+                   for b in current],
     }

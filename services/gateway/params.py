@@ -144,6 +144,10 @@ class Period:
         return INTERVALS[self.interval_name][0]
 
     @property
+    def step(self) -> timedelta:
+        return INTERVALS[self.interval_name][1]
+
+    @property
     def previous_start(self) -> datetime:
         return self.start - (self.end - self.start)
 

@@ -1,0 +1,182 @@
+"""The dashboard in a real browser (Debian's headless Chromium driven by Playwright) against the
+running services loaded with example posts: every page shows real data, a search finds posts,
+acknowledging an alert changes it, a change made elsewhere arrives live. Screenshots of each page are
+saved under tests/screenshots/ (or CIVIC_SCREENSHOTS_DIR)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from civic.listening.v1 import alerting_pb2, alerting_pb2_grpc, ingestion_pb2, ingestion_pb2_grpc
+from services.common.launch import free_port
+from tests.fixtures.stack_dashboard import DashboardStack
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+TENANT = "city-transit"
+SCREENSHOTS = Path(os.environ.get("CIVIC_SCREENSHOTS_DIR") or Path(__file__).parent / "screenshots")
+WAIT_MS = 60_000
+
+
+def chromium_path() -> str:
+    """Debian's Chromium (apt-get install chromium); Playwright never downloads a browser here."""
+    found = os.environ.get("CIVIC_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.fail("Chromium is not installed: `apt-get install -y chromium` (make install does it)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path(), headless=True,
+                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, dashboard_stack: DashboardStack) -> Iterator[Page]:
+    """A laptop-sized page whose viewer is a city-transit analyst named Tester, in German, so that
+    numbers and dates must follow the viewer's locale."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="de-DE", timezone_id="UTC")
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("pageerror", lambda error: problems.append(str(error)))
+    tab.goto(f"{dashboard_stack.url}/?tenant={TENANT}#/overview")
+    tab.fill("#viewer-name", "Tester")
+    tab.click("#viewer-form button[type=submit]")
+    yield tab
+    context.close()
+    assert not problems, f"script errors in the page: {problems}"
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def api(stack: DashboardStack, path: str) -> dict:  # type: ignore[type-arg]
+    reply = httpx.get(stack.url + path, headers={"X-Civic-Tenant": TENANT}, timeout=60)
+    reply.raise_for_status()
+    return reply.json()  # type: ignore[no-any-return]
+
+
+def test_overview_shows_the_agencys_figures_and_charts(page: Page, dashboard_stack: DashboardStack) -> None:
+    page.goto(f"{dashboard_stack.url}/#/overview?period=1d")
+    expected = api(dashboard_stack, "/api/overview?period=1d")["totals"]["posts"]
+    posts = page.locator(".kpi", has_text="Posts").locator(".value")
+    expect(posts).to_have_text(f"{expected:,}".replace(",", "."), timeout=WAIT_MS)  # German grouping
+    expect(page.locator("text=13.11.2026").first).to_be_visible()  # German date order
+    for title in ("Volume and sentiment over time", "Share of voice by channel", "CX index per topic", "Tone"):
+        expect(page.get_by_role("heading", name=title)).to_be_visible()
+    expect(page.locator(".js-plotly-plot .main-svg").first).to_be_visible(timeout=WAIT_MS)
+    assert page.locator(".js-plotly-plot").count() >= 3
+    expect(page.locator("section[aria-label='Top emerging terms'] tbody tr").first).to_be_visible()
+    expect(page.get_by_text("vs previous period").first).to_be_visible()
+    shot(page, "overview")
+
+
+def test_search_finds_posts_with_highlights_and_links(page: Page, dashboard_stack: DashboardStack) -> None:
+    page.click("nav >> text=Search")
+    page.fill("input[name=q]", '"line 3"')
+    page.check("input[name=sentiments][value=negative]")
+    page.click("form[role=search] button[type=submit]")
+    hits = page.locator("li.hit")
+    expect(hits.first).to_be_visible(timeout=WAIT_MS)
+    assert hits.count() == 20
+    expect(hits.first.locator("mark").first).to_have_text(re.compile("line|3", re.I))
+    expect(hits.first.locator(".badge.negative")).to_be_visible()
+    link = hits.first.get_by_role("link", name=re.compile("Open the original post"))
+    assert (link.get_attribute("href") or "").startswith("https://example.org/synthetic/")
+    expect(page.get_by_text(re.compile(r"[\d.]+ posts match"))).to_be_visible()
+    total = api(dashboard_stack, '/api/search?q="line 3"&sentiments=negative')["total"]
+    page.click("text=More results")
+    expect(hits).to_have_count(min(total, 40), timeout=WAIT_MS)
+    shot(page, "search")
+
+    page.fill("input[name=q]", '"line 3" AND (')
+    page.click("form[role=search] button[type=submit]")
+    expect(page.locator(".state.error")).to_contain_text("query", timeout=WAIT_MS)
+
+    page.fill("input[name=q]", "trains stopped between stations")
+    page.check("input[name=semantic]")
+    page.click("form[role=search] button[type=submit]")
+    expect(page.get_by_text("closest in meaning")).to_be_visible(timeout=WAIT_MS)
+    assert hits.count() > 0
+
+
+def test_alerts_explain_priority_take_actions_and_update_live(page: Page, dashboard_stack: DashboardStack) -> None:
+    page.click("nav >> text=Alerts")
+    cards = page.locator("article.alert-card")
+    expect(cards.first).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator(".live.on")).to_be_visible(timeout=WAIT_MS)
+    firing = page.locator("article.alert-card[data-state=firing]").filter(
+        has=page.locator("button[data-action=acknowledge]:not([disabled])"))
+    card = firing.first
+    alert_id = card.get_attribute("data-alert-id")
+    card.get_by_text(re.compile(r"Why priority")).click()
+    expect(card.locator("table.factors tbody tr")).to_have_count(5)
+    expect(card.locator("table.factors")).to_contain_text("velocity")
+
+    card.locator("button[data-action=acknowledge]").click()
+    mine = page.locator(f"article[data-alert-id='{alert_id}']")
+    expect(mine.locator("[data-role=status]")).to_contain_text("Acknowledged by Tester", timeout=WAIT_MS)
+    expect(mine.locator("button[data-action=acknowledge]")).to_be_disabled()
+    with grpc.insecure_channel(dashboard_stack.alerting_target) as channel:
+        alerting = alerting_pb2_grpc.AlertingServiceStub(channel)
+        stored = {a.id: a for a in alerting.ListAlerts(alerting_pb2.ListAlertsRequest(tenant=TENANT, limit=500)).alerts}
+        assert stored[alert_id].acknowledged_by == "Tester"
+        # A colleague assigns it from elsewhere (the CLI, another browser): the page shows it unreloaded.
+        alerting.AssignAlert(alerting_pb2.AssignAlertRequest(
+            tenant=TENANT, alert_id=alert_id, assignee="metro night crew", by="colleague"))
+    expect(mine.locator("[data-role=status]")).to_contain_text("Assigned to metro night crew by colleague",
+                                                              timeout=WAIT_MS)
+    expect(page.locator("section[aria-label=Silences] h2")).to_have_text("Silences")
+    shot(page, "alerts")
+
+
+def test_sources_show_each_connector_and_its_state(page: Page, dashboard_stack: DashboardStack) -> None:
+    with grpc.insecure_channel(dashboard_stack.ingestion_target) as channel:
+        ingestion = ingestion_pb2_grpc.IngestionServiceStub(channel)
+        created = ingestion.CreateSource(ingestion_pb2.CreateSourceRequest(spec=ingestion_pb2.SourceSpec(
+            tenant=TENANT, name="metro-newsroom", kind="rss", url=f"http://127.0.0.1:{free_port()}/feed.xml",
+            interval_s=60))).source
+    page.click("nav >> text=Sources")
+    row = page.locator(f"tr[data-source-id='{created.id}']")
+    expect(row).to_contain_text("metro-newsroom", timeout=WAIT_MS)
+    expect(row).to_contain_text("rss")
+    expect(row).to_contain_text("active")
+    row.get_by_role("button", name="Pause metro-newsroom").click()
+    expect(row.get_by_role("button", name="Resume metro-newsroom")).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator(f"tr[data-source-id='{created.id}']")).to_contain_text("paused")
+    shot(page, "sources")
+
+
+def test_the_page_is_keyboard_navigable_and_never_blank(page: Page, dashboard_stack: DashboardStack) -> None:
+    page.goto(f"{dashboard_stack.url}/#/alerts")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.closest('main') !== null")
+    for name in ("Overview", "Search", "Alerts", "Sources"):
+        assert page.get_by_role("link", name=name, exact=True).get_attribute("href") == f"#/{name.lower()}"
+
+    page.fill("#viewer-tenant", "")
+    page.fill("#viewer-token", "")
+    page.click("#viewer-form button[type=submit]")
+    expect(page.locator("main .state")).to_contain_text("Choose your agency")
+    page.goto(f"{dashboard_stack.url}/#/overview")
+    page.fill("#viewer-tenant", "Not An Agency")
+    page.click("#viewer-form button[type=submit]")
+    expect(page.locator("main .state.error")).to_contain_text("not an agency name", timeout=WAIT_MS)
