@@ -61,6 +61,7 @@ METHOD_ROLES: dict[str, str] = {
     _SEARCH + "Aggregate": "reader",
     _SEARCH + "SemanticSearch": "reader",
     _SEARCH + "VolumeOverTime": "reader",
+    _SEARCH + "ReplayDeadLetters": "admin",
     _ALERTING + "EvaluatePosts": "service",
     _ALERTING + "ListAlerts": "reader",
     _ALERTING + "PutRule": "analyst",

@@ -212,7 +212,8 @@ def tokenize(query: str, name: str = "query") -> list[Token]:
             at = found.end()
         else:
             word = _WORD.match(query, at)
-            assert word is not None  # any other character starts a word
+            if word is None:  # only a backslash with nothing after it to escape starts no word
+                raise InvalidArgument(name, f"the backslash at position {at + 1} escapes nothing")
             text = word.group(0)
             kind = _OPERATORS.get(text, "WORD")
             tokens.append(Token(kind, text if kind == "WORD" else kind, at + 1))

@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from services.common import telemetry, tls
 from services.common.auth import read_token
 from services.common.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
-from services.common.security import Security
+from services.common.security import Security, UndecodableRequests
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class GrpcServer:
         ]
         registered = list(register)
         self.security = Security.from_settings(settings, ",".join(name for _, _, name in registered))
-        interceptors = telemetry.server_interceptors()
+        interceptors = [*telemetry.server_interceptors(), UndecodableRequests()]
         if self.security is not None:
             interceptors.append(self.security.interceptor)
         self.server = grpc.server(

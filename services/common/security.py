@@ -186,6 +186,46 @@ class SecurityInterceptor(grpc.ServerInterceptor):
         return grpc.stream_stream_rpc_method_handler(lambda r, c: run(ss, r, c, True), **codecs)
 
 
+class _Undecodable:
+    """Stands for request bytes that do not parse as the method's request message."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class UndecodableRequests(grpc.ServerInterceptor):
+    """Bytes that are not a valid request message get INVALID_ARGUMENT, not gRPC's INTERNAL
+    ("Exception deserializing request"), so that a caller can tell bad input from a server fault."""
+
+    def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        parse = handler.request_deserializer if handler is not None else None
+        if handler is None or parse is None or handler.request_streaming:
+            return handler
+
+        def tolerant(data: bytes) -> Any:
+            try:
+                return parse(data)
+            except Exception as exc:
+                return _Undecodable(type(exc).__name__)
+
+        def guarded(behavior: Callable[..., Any]) -> Callable[..., Any]:
+            def run(request: Any, context: grpc.ServicerContext) -> Any:
+                if isinstance(request, _Undecodable):
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"request: not a valid request message ({request.reason})")
+                return behavior(request, context)
+            return run
+
+        codecs = {"request_deserializer": tolerant, "response_serializer": handler.response_serializer}
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(guarded(handler.unary_unary), **codecs)
+        return grpc.unary_stream_rpc_method_handler(guarded(handler.unary_stream), **codecs)
+
+
 def _scoped_stream(
     principal: Principal, requests: Iterator[Message], context: grpc.ServicerContext
 ) -> Iterator[Message]:

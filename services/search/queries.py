@@ -12,6 +12,8 @@ import binascii
 import json
 from typing import Any
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from civic.listening.v1 import search_pb2
 from services.common.boolean_query import MatchAll, parse
 from services.common.errors import InvalidArgument
@@ -40,6 +42,13 @@ def text_query(query: str) -> dict[str, Any] | None:
     return None if isinstance(tree, MatchAll) else to_elasticsearch(tree, TEXT_FIELDS)
 
 
+def _time(value: Timestamp, field: str) -> str:
+    try:
+        return value.ToJsonString()
+    except ValueError as exc:  # seconds or nanos outside the Timestamp range
+        raise InvalidArgument(field, f"is not a valid time: {exc}") from None
+
+
 def filter_clauses(tenant: str, filters: search_pb2.SearchFilters) -> list[dict[str, Any]]:
     clauses: list[dict[str, Any]] = [{"term": {"tenant": tenant}}]
     if filters.channels:
@@ -61,9 +70,9 @@ def filter_clauses(tenant: str, filters: search_pb2.SearchFilters) -> list[dict[
         clauses.append({"term": {"offensive": True}})
     created: dict[str, str] = {}
     if filters.HasField("created_from"):
-        created["gte"] = filters.created_from.ToJsonString()
+        created["gte"] = _time(filters.created_from, "filters.created_from")
     if filters.HasField("created_to"):
-        created["lt"] = filters.created_to.ToJsonString()
+        created["lt"] = _time(filters.created_to, "filters.created_to")
     if "gte" in created and "lt" in created and filters.created_from.ToDatetime() >= filters.created_to.ToDatetime():
         raise InvalidArgument("filters.created_to", "must be after filters.created_from")
     if created:
