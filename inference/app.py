@@ -24,8 +24,10 @@ from ray.serve.handle import DeploymentHandle
 
 from civic.listening.v1 import inference_pb2, post_pb2
 from services.common import telemetry
+from services.common.auth import Authenticator, PermissionDenied, Unauthenticated, authorize
 from services.common.errors import InvalidArgument
 from services.common.settings import Settings, get_settings
+from services.common.tenancy import scope_to_tenant
 
 if TYPE_CHECKING:
     from ray.serve.grpc_util import RayServegRPCContext
@@ -201,12 +203,24 @@ class InferenceIngress:
         self._model = model
         self._settings = settings
         self._encoder: str | None = None
+        self._auth = Authenticator.from_settings(settings)
+
+    def _admit(self, method: str, request: Any, grpc_context: RayServegRPCContext) -> None:
+        """What the security interceptor does elsewhere (Ray's proxy takes no interceptors): the
+        bearer token, the method's role, and posts pinned to the caller's tenant (SECURITY.md)."""
+        if self._auth is None:
+            return
+        principal = self._auth.authenticate(grpc_context.invocation_metadata())
+        authorize(principal, method)
+        if not principal.any_tenant:
+            scope_to_tenant(request, principal.tenant)
 
     # The proxy calls methods by their RPC name, hence the capitals.
     async def Enrich(
         self, request: inference_pb2.EnrichRequest, grpc_context: RayServegRPCContext
     ) -> inference_pb2.EnrichResponse:
         async def answer() -> inference_pb2.EnrichResponse:
+            self._admit(ENRICH_METHOD, request, grpc_context)
             texts = enrich_texts(request, self._settings)
             pieces = await self._in_chunks(self._model.enrich.remote, texts)
             return inference_pb2.EnrichResponse(enrichments=[e for piece in pieces for e in piece])
@@ -219,6 +233,7 @@ class InferenceIngress:
         self, request: inference_pb2.EmbedRequest, grpc_context: RayServegRPCContext
     ) -> inference_pb2.EmbedResponse:
         async def answer() -> inference_pb2.EmbedResponse:
+            self._admit(EMBED_METHOD, request, grpc_context)
             texts = embed_texts(request, self._settings)
             method = self._model.embed_queries if request.is_query else self._model.embed_passages
             pieces = await self._in_chunks(method.remote, texts)
@@ -258,6 +273,10 @@ async def guarded(
         return await answer()
     except InvalidArgument as exc:
         code, details = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    except Unauthenticated as exc:
+        code, details = grpc.StatusCode.UNAUTHENTICATED, str(exc)
+    except PermissionDenied as exc:
+        code, details = grpc.StatusCode.PERMISSION_DENIED, str(exc)
     except BackPressureError:
         code, details = grpc.StatusCode.RESOURCE_EXHAUSTED, "inference is at capacity; retry later"
     except (ActorDiedError, ActorUnavailableError, DeploymentUnavailableError):
