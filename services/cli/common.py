@@ -36,6 +36,9 @@ def friendly_errors(command: F) -> F:
             code = exc.code()  # type: ignore[attr-defined]
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise fail("the stack is not reachable; start it with `civic up`") from None
+            if code == grpc.StatusCode.UNAUTHENTICATED:
+                raise fail(f"{exc.details()}; set CIVIC_AUTH_TOKEN (or CIVIC_AUTH_TOKEN_FILE) to an "  # type: ignore[attr-defined]
+                           "API key or JWT") from None
             raise fail(f"{code.name}: {exc.details()}") from None  # type: ignore[attr-defined]
         except (OSError, ValueError, RuntimeError, TimeoutError) as exc:
             raise fail(str(exc)) from None
@@ -44,5 +47,6 @@ def friendly_errors(command: F) -> F:
 
 
 def stub(factory: Callable[[grpc.Channel], S], target: str) -> S:
-    """A client of the service at target, with the stack's message limits."""
+    """A client of the service at target, with the stack's message limits, TLS settings and the
+    bearer token of CIVIC_AUTH_TOKEN / CIVIC_AUTH_TOKEN_FILE (all through the one client helper)."""
     return factory(channel(target, get_settings()))

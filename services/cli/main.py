@@ -26,6 +26,7 @@ from civic.listening.v1 import (
 )
 from services.alerting.anomaly import detect_csv
 from services.cli import alerts as alerts_cli
+from services.cli import keys as keys_cli
 from services.cli import render, trace, trends
 from services.cli import sources as sources_cli
 from services.cli.common import console, fail, friendly_errors, stub
@@ -38,6 +39,7 @@ from services.common.settings import Settings, get_settings
 app = typer.Typer(help="civic-listening: social listening for public services.", no_args_is_help=True)
 app.add_typer(sources_cli.app, name="sources")
 app.add_typer(alerts_cli.app, name="alerts")
+app.add_typer(keys_cli.app, name="keys")
 def settings() -> Settings:
     return get_settings()
 
