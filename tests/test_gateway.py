@@ -208,7 +208,7 @@ def test_live_alert_events_resume_after_the_last_one_seen(
         lines = response.iter_lines()
         alerting.AssignAlert(alerting_pb2.AssignAlertRequest(
             tenant=TRANSIT, alert_id=alert_id, assignee="night shift", by="watcher"))
-        events = []
+        events: list[dict[str, Any]] = []
         while not any(e["kind"] == "assigned" and e["alert"]["id"] == alert_id for e in events):
             events += read_events(lines, 1)
     assert all(e["sequence"] > first["sequence"] for e in events)

@@ -250,7 +250,7 @@ def test_secrets_are_referenced_never_inlined(render_chart: RenderChart) -> None
         docs = render_chart(*PROFILES[profile])
         assert not by_kind(docs, "Secret")
         for name, spec in pod_specs(docs):
-            if "otel-collector" in name:
+            if "otel-collector" in name or "gateway" in name:  # neither reaches Elasticsearch
                 continue
             env = {e["name"]: e for e in spec["containers"][0]["env"]}
             assert "secretKeyRef" in env["ES_PASSWORD"]["valueFrom"], (profile, name)
@@ -366,7 +366,7 @@ def test_network_policies_allow_only_the_data_flow(render_chart: RenderChart) ->
     docs = render_chart(*PROFILES["production"])
     policies = {doc["metadata"]["name"].removeprefix("civic-civic-listening-"): doc
                 for doc in by_kind(docs, "NetworkPolicy")}
-    assert set(policies) == {*SERVICES, "inference", "elasticsearch", "otel-collector"}
+    assert set(policies) == {*SERVICES, "inference", "elasticsearch", "otel-collector", "gateway"}
     for policy in policies.values():
         assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert egress_ports_to(policies["ingestion"], "inference") == {9000}
@@ -377,5 +377,48 @@ def test_network_policies_allow_only_the_data_flow(render_chart: RenderChart) ->
     assert egress_ports_to(policies["alerting"], "inference") == set()
     assert egress_ports_to(policies["alerting"], "elasticsearch") == {9200}  # the alerts index
     assert egress_ports_to(policies["alerting"], "search") == set()
-    for component in (*SERVICES, "inference"):
+    for component in (*SERVICES, "inference", "gateway"):
         assert egress_ports_to(policies[component], "otel-collector") == {4317}
+    assert {c: egress_ports_to(policies["gateway"], c) for c in (*SERVICES, "inference", "elasticsearch")} == {
+        **{service: {port} for service, port in SERVICES.items()}, "inference": set(), "elasticsearch": set()}
+    for service in SERVICES:
+        peers = [peer for rule in policies[service]["spec"]["ingress"] for peer in rule.get("from", [])]
+        assert {"podSelector": {"matchLabels": gateway_selector(docs)}} in peers, service
+
+
+def gateway_selector(docs: list[dict[str, Any]]) -> dict[str, str]:
+    selector: dict[str, str] = named(docs, "Deployment", "gateway")["spec"]["selector"]["matchLabels"]
+    return selector
+
+
+def test_the_dashboard_gateway_serves_http_with_probes_and_an_optional_ingress(
+    render_chart: RenderChart, tmp_path: Path
+) -> None:
+    docs = render_chart()
+    gateway = named(docs, "Deployment", "gateway")
+    spec = gateway["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["command"] == ["python", "-m", "services.gateway"]
+    assert container["ports"] == [{"name": "http", "containerPort": 8088, "protocol": "TCP"}]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    env = {e["name"]: e for e in container["env"]}
+    assert env["CIVIC_GATEWAY_PORT"]["value"] == "8088"
+    assert not [e for e in env.values() if "valueFrom" in e], "the gateway holds no secret"
+    assert named(docs, "Service", "gateway")["spec"]["ports"][0]["port"] == 8088
+    assert not by_kind(docs, "Ingress")
+
+    values = tmp_path / "ingress.yaml"
+    values.write_text(yaml.safe_dump({"gateway": {
+        "tenants": ["city-transit", "passport-office"],
+        "ingress": {"enabled": True, "className": "nginx", "host": "listening.city.example",
+                    "tlsSecretName": "dash-tls"},
+    }}))
+    docs = render_chart(values)
+    (ingress,) = by_kind(docs, "Ingress")
+    assert ingress["spec"]["tls"] == [{"hosts": ["listening.city.example"], "secretName": "dash-tls"}]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": named(docs, "Service", "gateway")["metadata"]["name"], "port": {"name": "http"}}
+    env = {e["name"]: e["value"] for e in named(docs, "Deployment", "gateway")["spec"]["template"]["spec"]
+           ["containers"][0]["env"] if "value" in e}
+    assert env["CIVIC_GATEWAY_TENANTS"] == "city-transit,passport-office"

@@ -23,7 +23,7 @@ from tests.fixtures.helm import CHART_DIR, REPO_ROOT
 
 DOCKER_DIR = REPO_ROOT / "deploy" / "docker"
 DOCKERFILES = {"services": DOCKER_DIR / "services.Dockerfile", "ray": DOCKER_DIR / "ray.Dockerfile"}
-SERVICE_MODULES = ("services.ingestion", "services.search", "services.alerting")
+SERVICE_MODULES = ("services.ingestion", "services.search", "services.alerting", "services.gateway")
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
 
 
@@ -187,6 +187,10 @@ def test_wheel_holds_every_module_the_images_and_chart_run(built_wheel: zipfile.
     modules += [serve.split(":")[0], "inference.encoder", "civic.listening.v1.inference_pb2_grpc"]
     for module in modules:
         assert f"{module.replace('.', '/')}.py" in names, f"{module} is missing from the wheel"
+    static = REPO_ROOT / "services" / "gateway" / "static"
+    pages = [str(path.relative_to(REPO_ROOT)) for path in static.rglob("*") if path.is_file()]
+    assert "services/gateway/static/index.html" in pages
+    assert not [page for page in pages if page not in names], "the dashboard's files are missing from the wheel"
 
 
 def test_wheel_holds_the_data_files_the_inference_package_reads(built_wheel: zipfile.ZipFile) -> None:

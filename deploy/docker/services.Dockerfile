@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1.7
-# The gRPC services (ingestion, search, alerting): one image, the process is picked by the command
-#   python -m services.ingestion | services.search | services.alerting
+# The gRPC services (ingestion, search, alerting) and the dashboard gateway: one image, the process is
+# picked by the command
+#   python -m services.ingestion | services.search | services.alerting | services.gateway
 # Build from the repository root:
 #   docker build -f deploy/docker/services.Dockerfile -t ghcr.io/civic-listening/services:0.1.0 .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -39,5 +40,5 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN install -d -o 10001 -g 10001 /var/lib/civic
 WORKDIR /home/civic
 USER 10001:10001
-EXPOSE 50051 50052 50053
+EXPOSE 50051 50052 50053 8088
 CMD ["python", "-m", "services.ingestion"]
