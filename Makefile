@@ -6,22 +6,31 @@ TORCH  := torch==2.13.0
 BUF    := .tools/node_modules/.bin/buf
 PROTOS := $(wildcard protos/civic/listening/v1/*.proto)
 
-.PHONY: demo test install tools-present proto lint up down clean
+.PHONY: demo test install tools-present chromium proto lint up down clean
 
 demo: install
-	CIVIC_RULES_FILE=$(CURDIR)/examples/rules.yaml $(BIN)/civic up
+	CIVIC_RULES_FILE=$(CURDIR)/examples/rules.yaml \
+	  CIVIC_GATEWAY_TENANTS=city-transit,passport-office,emergency-mgmt $(BIN)/civic up
 	$(BIN)/civic demo --file examples/posts.jsonl
 
 test: lint
 	$(BIN)/pytest
 
-install: tools-present $(VENV)/.installed
+install: tools-present chromium $(VENV)/.installed
 
 # What the machine must have: the rest is installed by the targets below.
 tools-present:
 	@for tool in $(PYTHON) javac mvn npm; do \
 	  command -v $$tool >/dev/null || { echo "make: $$tool is required (see README, Set up)"; exit 1; }; \
 	done
+
+# Debian's Chromium for the dashboard's browser tests (Playwright drives it; it never downloads a
+# browser of its own). Installed with apt only when missing.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "make: installing chromium (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
 # torch first and pinned, so that nothing resolves a second build of it.
 $(VENV)/.torch:
