@@ -135,6 +135,7 @@ http://{{ include "civic.fullname" . }}-otel-collector:4317
       name: {{ .secretName }}
       key: {{ .key }}
 {{- end }}
+{{- include "civic.securityEnv" . | nindent 0 }}
 {{- end -}}
 
 {{/* The CA bundle of Elasticsearch: ECK's public CA, or the operator-provided secret. */}}
@@ -158,17 +159,17 @@ ca.crt
 {{- define "civic.grpcProbes" -}}
 {{- $p := .root.Values.probes -}}
 startupProbe:
-  grpc: {port: {{ .port }}}
+  grpc: {port: {{ include "civic.probePort" . }}}
   periodSeconds: {{ $p.startup.periodSeconds }}
   failureThreshold: {{ $p.startup.failureThreshold }}
   timeoutSeconds: {{ $p.startup.timeoutSeconds }}
 readinessProbe:
-  grpc: {port: {{ .port }}}
+  grpc: {port: {{ include "civic.probePort" . }}}
   periodSeconds: {{ $p.readiness.periodSeconds }}
   failureThreshold: {{ $p.readiness.failureThreshold }}
   timeoutSeconds: {{ $p.readiness.timeoutSeconds }}
 livenessProbe:
-  grpc: {port: {{ .port }}}
+  grpc: {port: {{ include "civic.probePort" . }}}
   periodSeconds: {{ $p.liveness.periodSeconds }}
   failureThreshold: {{ $p.liveness.failureThreshold }}
   timeoutSeconds: {{ $p.liveness.timeoutSeconds }}

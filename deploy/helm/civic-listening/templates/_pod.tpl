@@ -71,6 +71,7 @@ spec:
           mountPath: /etc/civic/files
           readOnly: true
         {{- end }}
+        {{- include "civic.securityVolumeMounts" $root | nindent 8 }}
   volumes:
     - name: tmp
       emptyDir:
@@ -88,6 +89,7 @@ spec:
       configMap:
         name: {{ include "civic.fullname" $root }}-files
     {{- end }}
+    {{- include "civic.securityVolumes" $root | nindent 4 }}
     {{- with .volumes }}
     {{- toYaml . | nindent 4 }}
     {{- end }}

@@ -85,6 +85,7 @@ spec:
         {{- if $inf.topics }}
         - {name: files, mountPath: /etc/civic/files, readOnly: true}
         {{- end }}
+        {{- include "civic.securityVolumeMounts" $root | nindent 8 }}
   volumes:
     - name: tmp
       emptyDir:
@@ -98,6 +99,7 @@ spec:
       configMap:
         name: {{ include "civic.fullname" $root }}-files
     {{- end }}
+    {{- include "civic.securityVolumes" $root | nindent 4 }}
   {{- $nodeSelector := $g.nodeSelector }}
   {{- $tolerations := $g.tolerations }}
   {{- if gt (int .gpus) 0 }}
