@@ -284,6 +284,12 @@ def test_the_client_helper_sends_the_configured_token(
         with channel(server.target, client) as chan:
             stub = alerting_pb2_grpc.AlertingServiceStub(chan)
             assert stub.PutRule(alerting_pb2.PutRuleRequest(rule=rule("r1")), timeout=5).rule.tenant == "city-a"
+    # A call's own token (a gateway forwarding its viewer's) wins over the configured one.
+    with channel(server.target, Settings(auth_token=credentials.api_key("city-a", "admin"))) as chan:
+        viewer = bearer(credentials.api_key("city-a", "reader"))
+        put = alerting_pb2.PutRuleRequest(rule=rule("r2"))
+        assert code_of(lambda: alerting_pb2_grpc.AlertingServiceStub(chan).PutRule(put, metadata=viewer, timeout=5)) \
+            == grpc.StatusCode.PERMISSION_DENIED
     with channel(server.target, Settings()) as chan:
         assert code_of(lambda: alerting_pb2_grpc.AlertingServiceStub(chan).ListRules(
             alerting_pb2.ListRulesRequest(), timeout=5)) == grpc.StatusCode.UNAUTHENTICATED

@@ -133,14 +133,17 @@ class _BearerToken(
     grpc.StreamUnaryClientInterceptor,
     grpc.StreamStreamClientInterceptor,
 ):
-    """Adds `authorization: Bearer <token>` to every call of a channel."""
+    """Adds `authorization: Bearer <token>` to every call of a channel that does not carry its own
+    (a gateway forwarding its viewer's token keeps it)."""
 
     def __init__(self, token: str) -> None:
         self._header = ("authorization", f"Bearer {token}")
 
     def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
-        metadata = [*(details.metadata or []), self._header]
-        return details._replace(metadata=metadata)  # type: ignore[attr-defined, no-any-return]
+        metadata = list(details.metadata or [])
+        if any(key == "authorization" for key, _ in metadata):
+            return details
+        return details._replace(metadata=[*metadata, self._header])  # type: ignore[attr-defined, no-any-return]
 
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return continuation(self._details(details), request)
