@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -64,6 +65,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, elasticsearch_url: str) -> I
         "CIVIC_INFERENCE_HTTP_PORT": str(free_port()),
         "CIVIC_OTLP_RECEIVER_PORT": str(free_port()),
         "CIVIC_STACK_WEBHOOK_PORT": str(free_port()),
+        "CIVIC_GATEWAY_PORT": str(free_port()),
     }
     for service in ("ingestion", "search", "alerting", "inference"):
         port = free_port()
@@ -105,8 +107,17 @@ def wait_forwarded(env: dict[str, str], timeout_s: float = 300) -> ingestion_pb2
 def test_status_reports_every_component_healthy(stack: dict[str, str]) -> None:
     result = civic(stack, "status")
     assert result.returncode == 0, result.stdout + result.stderr
-    for component in ("inference", "search", "alerting", "ingestion"):
+    for component in ("inference", "search", "alerting", "ingestion", "gateway"):
         assert component in result.stdout
+
+
+def test_civic_up_serves_the_dashboard(stack: dict[str, str]) -> None:
+    url = f"http://127.0.0.1:{stack['CIVIC_GATEWAY_PORT']}"
+    page = httpx.get(f"{url}/", timeout=30)
+    assert page.status_code == 200 and "<title>civic-listening</title>" in page.text
+    reply = httpx.get(f"{url}/api/alerts", headers={"X-Civic-Tenant": TENANT}, timeout=30)
+    assert reply.status_code == 200, reply.text
+    assert isinstance(reply.json()["alerts"], list)
 
 
 def test_posts_flow_from_ingestion_to_a_search_hit_with_sentiment(stack: dict[str, str]) -> None:
