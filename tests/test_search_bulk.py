@@ -132,3 +132,41 @@ def test_a_queue_beyond_its_bound_is_resource_exhausted(elasticsearch_url: str, 
         waiting.join()
         assert first[0].indexed == 8
         assert served.stub.Count(search_pb2.CountRequest(tenant=tenant)).count == 9, "nothing of b was taken"
+
+
+def block_writes(es: Elasticsearch, tenant: str, blocked: bool) -> None:
+    """The block Elasticsearch itself sets at the flood-stage disk watermark; writes get 429 meanwhile."""
+    es.indices.put_settings(index=alias_name("civic-posts", tenant),
+                            settings={"index.blocks.read_only_allow_delete": blocked or None})
+
+
+def test_429s_are_retried_with_backoff_until_the_cluster_takes_the_posts(
+    elasticsearch_url: str, tenant: str
+) -> None:
+    with serving(elasticsearch_url, BulkPolicy(flush_interval_s=0.01, retry_rounds=6, backoff_s=0.2)) as served:
+        served.stub.IndexPosts(search_pb2.IndexPostsRequest(posts=posts(tenant, "warm", 1)))
+        block_writes(served.es, tenant, True)
+        replies: list[search_pb2.IndexPostsResponse] = []
+        waiting = threading.Thread(target=lambda: replies.append(
+            served.stub.IndexPosts(search_pb2.IndexPostsRequest(posts=posts(tenant, "r", 3)), timeout=60)))
+        waiting.start()
+        time.sleep(1.0)  # the first rounds (0.2 s, 0.4 s) are refused
+        block_writes(served.es, tenant, False)
+        waiting.join()
+        assert (replies[0].indexed, replies[0].dead_lettered, list(replies[0].errors)) == (3, 0, [])
+        assert served.stub.Count(search_pb2.CountRequest(tenant=tenant)).count == 4
+
+
+def test_429s_past_the_last_retry_are_errors_not_dead_letters(elasticsearch_url: str, tenant: str) -> None:
+    with serving(elasticsearch_url, BulkPolicy(flush_interval_s=0.01, retry_rounds=2, backoff_s=0.05)) as served:
+        served.stub.IndexPosts(search_pb2.IndexPostsRequest(posts=posts(tenant, "warm", 1)))
+        block_writes(served.es, tenant, True)
+        try:
+            reply = served.stub.IndexPosts(search_pb2.IndexPostsRequest(posts=posts(tenant, "x", 2)), timeout=60)
+        finally:
+            block_writes(served.es, tenant, False)
+        assert (reply.indexed, reply.dead_lettered) == (0, 0)
+        assert [e.id for e in reply.errors] == ["x-0", "x-1"]
+        assert "TOO_MANY_REQUESTS" in reply.errors[0].reason, reply.errors[0].reason
+        letters = served.stub.ReplayDeadLetters(search_pb2.ReplayDeadLettersRequest(tenant=tenant))
+        assert letters.total == 0, "a transient refusal is never a dead letter"
