@@ -83,6 +83,8 @@ class Ticket:
         self._error: Exception | None = None
         self._lock = threading.Lock()
         self._done = threading.Event()
+        if size == 0:
+            self._done.set()
 
     def resolve(self, position: int, result: ItemResult) -> None:
         with self._lock:
