@@ -74,14 +74,14 @@ export class Queue {
     this.draw();
   }
 
-  upsert(alert) {
+  upsert(alert, highlight = true) {
     const known = this.alerts.has(alert.id);
     this.alerts.set(alert.id, alert);
     if (known && this.cards.has(alert.id)) {
       const old = this.cards.get(alert.id);
       const focused = old.contains(document.activeElement) ? document.activeElement.dataset.action : null;
       const card = this.card(alert);
-      card.classList.add("changed");
+      if (highlight) card.classList.add("changed");
       old.replaceWith(card);
       this.cards.set(alert.id, card);
       if (focused) card.querySelector(`[data-action="${focused}"]`)?.focus();
@@ -161,8 +161,9 @@ export async function render(main, params, ctx) {
     },
     onEvent: (event) => {
       const matches = stateFilter === "all" || event.alert.state === stateFilter;
-      if (matches || queue.alerts.has(event.alert.id)) queue.upsert(event.alert);
-      if (Date.parse(event.at) >= opened - 2000) {
+      const fresh = Date.parse(event.at) >= opened - 2000;
+      if (matches || queue.alerts.has(event.alert.id)) queue.upsert(event.alert, fresh);
+      if (fresh) {
         announce(`Alert “${event.alert.rule_name}” ${EVENT_WORDS[event.kind] || event.kind}.`);
       }
     },
