@@ -124,7 +124,7 @@ async def search(request: web.Request) -> web.Response:
                               "next_page_token": reply.next_page_token, "semantic": False})
 
 
-@routes.get("/api/posts/{channel}/{id}")
+@routes.get("/api/posts/{channel}/{id:.+}")
 async def get_post(request: web.Request) -> web.Response:
     who = viewer(request)
     async with calling("search"):
