@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import gzip
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
@@ -61,12 +63,26 @@ async def index(_: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html")
 
 
-async def plotly_js(_: web.Request) -> web.StreamResponse:
-    """Plotly's browser bundle, served from the plotly package so nothing is fetched at run time."""
+@functools.cache
+def plotly_bundle() -> tuple[bytes, bytes] | None:
+    """Plotly's browser bundle from the plotly package (so nothing is fetched at run time), plain and
+    gzipped once: about 4.8 MB that compress to a third."""
     bundle = resources.files("plotly") / "package_data" / "plotly.min.js"
     if not bundle.is_file():
+        return None
+    plain = bundle.read_bytes()
+    return plain, gzip.compress(plain, compresslevel=6)
+
+
+async def plotly_js(request: web.Request) -> web.StreamResponse:
+    found = plotly_bundle()
+    if found is None:
         return problem(404, "plotly.min.js is missing from the plotly package; reinstall it")
-    return web.FileResponse(Path(str(bundle)), headers={"Cache-Control": "public, max-age=86400"})
+    headers = {"Cache-Control": "public, max-age=86400", "Vary": "Accept-Encoding"}
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return web.Response(body=found[1], content_type="text/javascript", headers=headers)
+    return web.Response(body=found[0], content_type="text/javascript", headers=headers)
 
 
 def build_app(settings: Settings) -> web.Application:
