@@ -56,6 +56,13 @@ _LABELS = {
     "neutral": post_pb2.SENTIMENT_LABEL_NEUTRAL,
     "positive": post_pb2.SENTIMENT_LABEL_POSITIVE,
 }
+_EMOTIONS = {
+    "": post_pb2.EMOTION_UNSPECIFIED,
+    "anger": post_pb2.EMOTION_ANGER,
+    "joy": post_pb2.EMOTION_JOY,
+    "optimism": post_pb2.EMOTION_OPTIMISM,
+    "sadness": post_pb2.EMOTION_SADNESS,
+}
 
 T = TypeVar("T")
 
@@ -99,6 +106,7 @@ def embed_texts(request: inference_pb2.EmbedRequest, settings: Settings) -> list
 
 def to_enrichment(result: EnrichmentResult, versions: dict[str, str]) -> post_pb2.Enrichment:
     relevance = sorted(result.relevance, key=lambda pair: pair[1], reverse=True)
+    tone = result.tone
     return post_pb2.Enrichment(
         sentiment=_LABELS[result.label],
         sentiment_scores=post_pb2.SentimentScores(
@@ -113,7 +121,12 @@ def to_enrichment(result: EnrichmentResult, versions: dict[str, str]) -> post_pb
             encoder=versions["encoder"],
             sentiment=versions["sentiment"],
             relevance=versions["relevance"],
+            tone=versions["tone"],
         ),
+        emotion=_EMOTIONS[tone.emotion],
+        emotion_scores=post_pb2.EmotionScores(**tone.emotion_scores),
+        offensive=tone.offensive,
+        offensive_score=tone.offensive_score,
     )
 
 

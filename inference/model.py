@@ -1,9 +1,11 @@
-"""The enrichment model: one encoder pass per post gives its embedding, sentiment and topic relevance.
+"""The enrichment model: one encoder pass per post gives its embedding, sentiment, tone and topic relevance.
 
-Everything reads the same L2-normalized, mean-pooled "passage: " embedding: the sentiment head is a
-linear layer over it (inference/train_sentiment.py) and relevance compares it with the topic
-descriptions, embedded the same way: short keyword descriptions matched posts better as passages
-than as E5 queries, across languages (the figures are in inference/artifacts/README.md).
+The encoder's lower layers run once per post. From their output the frozen top layers finish the
+L2-normalized, mean-pooled "passage: " embedding, which relevance compares with the topic
+descriptions, embedded the same way (short keyword descriptions matched posts better as passages
+than as E5 queries, across languages: the figures are in inference/artifacts/README.md); the
+fine-tuned sentiment tower gives the sentiment; the tone heads (inference/tone.py) read pooled
+features of the same pass. Without a tower file, the sentiment is a linear head over the embedding.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from inference.relevance import (
     load_topics,
     topics_checksum,
 )
+from inference.tone import EMOTIONS, NO_TONE, TONE_FILE, Tone, ToneHeads, load_tone_heads, tone_of
 from inference.tower import SentimentTower, attention_bias, load_tower, masked_mean, run_layers
 from services.common.settings import Settings
 
@@ -50,6 +53,16 @@ class EnrichmentResult:
     relevance: list[tuple[str, float]]
     topic: str
     embedding: list[float]
+    tone: Tone
+
+
+@dataclass
+class _Heads:
+    """What the heads computed for a list of texts, in text order (fp32, on the CPU)."""
+
+    sentiment: torch.Tensor  # logits [texts, 3]
+    emotion: torch.Tensor | None  # probabilities [texts, 4], when tone heads are loaded
+    offensive: torch.Tensor | None  # probabilities [texts]
 
 
 def load_sentiment_head(path: Path = SENTIMENT_HEAD_FILE) -> torch.nn.Linear:
@@ -97,6 +110,7 @@ class EnrichmentModel:
         topics: dict[str, str],
         background: Background,
         *,
+        tone: ToneHeads | None,
         max_seq_length: int,
         batch_size: int,
         versions: dict[str, str],
@@ -111,8 +125,11 @@ class EnrichmentModel:
         self._batch_size = batch_size
         self._device = encoder.device
         self._sentiment = sentiment
+        if tone is not None and "tower" in tone.features and not isinstance(sentiment, SentimentTower):
+            raise ValueError("these tone heads read the sentiment tower's output, and no tower is loaded")
+        self._tone = tone
         descriptions = [PASSAGE_PREFIX + description for description in topics.values()]
-        self._topics = TopicScorer(list(topics), self._encode(descriptions, with_sentiment=False)[0], background)
+        self._topics = TopicScorer(list(topics), self._encode(descriptions, with_heads=False)[0], background)
         self.versions = versions
 
     @classmethod
@@ -126,6 +143,8 @@ class EnrichmentModel:
         else:
             sentiment, version = load_sentiment_head(), "umsab-logreg"
             digest = short_sha256(SENTIMENT_HEAD_FILE)
+        # The tone heads read the tower's pooled output, so they ship and load together with it.
+        tone = load_tone_heads() if TONE_FILE.exists() and isinstance(sentiment, SentimentTower) else None
         if torch.cuda.is_available():
             # Half precision halves memory and doubles throughput on GPUs; linear heads stay fp32 (and
             # a head over the embedding stays on the CPU, where the embeddings are gathered).
@@ -133,6 +152,8 @@ class EnrichmentModel:
             if isinstance(sentiment, SentimentTower):
                 sentiment.to(device="cuda")
                 sentiment.layers.to(dtype=torch.float16)
+            if tone is not None:
+                tone.to(device="cuda")
         quantize = settings.inference_quantize and not torch.cuda.is_available()
         if quantize:
             quantized(encoder.encoder)
@@ -144,15 +165,16 @@ class EnrichmentModel:
             "encoder": ENCODER_VERSION + ("+int8" if quantize else ""),
             "sentiment": f"{version}@{digest}",
             "relevance": f"e5-topics@{topics_checksum(topics, background)}",
+            "tone": f"tweeteval-tone@{short_sha256(TONE_FILE)}" if tone is not None else "",
         }
         return cls(
-            encoder, tokenizer, sentiment, topics, background,
+            encoder, tokenizer, sentiment, topics, background, tone=tone,
             max_seq_length=settings.max_seq_length, batch_size=settings.inference_max_batch_size,
             versions=versions,
         )
 
-    def _encode(self, texts: Sequence[str], with_sentiment: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """L2-normalized mean-pooled embeddings and, if asked, sentiment logits (fp32), in text order.
+    def _encode(self, texts: Sequence[str], with_heads: bool) -> tuple[torch.Tensor, _Heads | None]:
+        """L2-normalized mean-pooled embeddings and, if asked, what the heads make of them, in text order.
 
         Texts are sorted by token count and cut into batches of batch_size, so that a batch pads to
         similar lengths (about half the time of a mixed batch on CPU).
@@ -160,7 +182,9 @@ class EnrichmentModel:
         encodings = self._tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda index: len(encodings[index].ids))
         embeddings = torch.empty(len(texts), self._embeddings.word_embeddings.embedding_dim)
-        logits = torch.empty(len(texts), len(LABELS)) if with_sentiment else None
+        heads = _Heads(torch.empty(len(texts), len(LABELS)), None, None) if with_heads else None
+        if heads is not None and self._tone is not None:
+            heads.emotion, heads.offensive = torch.empty(len(texts), len(EMOTIONS)), torch.empty(len(texts))
         with torch.inference_mode():
             for start in range(0, len(order), self._batch_size):
                 batch = order[start : start + self._batch_size]
@@ -175,39 +199,52 @@ class EnrichmentModel:
                 bias = attention_bias(mask, hidden.dtype)
                 shared = run_layers(self._lower, hidden, bias)
                 top = run_layers(self._upper, shared, bias)
-                embeddings[batch] = torch.nn.functional.normalize(masked_mean(top.float(), mask), dim=-1).cpu()
-                if logits is not None and isinstance(self._sentiment, SentimentTower):
-                    logits[batch] = self._sentiment(shared, mask, bias).float().cpu()
-            if logits is not None and isinstance(self._sentiment, torch.nn.Linear):
-                logits = self._sentiment(embeddings)
-        return embeddings, logits
+                normalized = torch.nn.functional.normalize(masked_mean(top.float(), mask), dim=-1)
+                embeddings[batch] = normalized.cpu()
+                if heads is not None and isinstance(self._sentiment, SentimentTower):
+                    pooled = self._sentiment.pooled(shared, mask, bias)
+                    heads.sentiment[batch] = self._sentiment.head(pooled).cpu()
+                    if self._tone is not None and heads.emotion is not None and heads.offensive is not None:
+                        features = {"tower": pooled, "embedding": normalized,
+                                    "shared": masked_mean(shared.float(), mask)}
+                        emotion, offensive = self._tone(features)
+                        heads.emotion[batch], heads.offensive[batch] = emotion.cpu(), offensive.cpu()
+            if heads is not None and isinstance(self._sentiment, torch.nn.Linear):
+                heads.sentiment = self._sentiment(embeddings)
+        return embeddings, heads
 
     def embed(self, texts: Sequence[str], is_query: bool) -> list[list[float]]:
         prefix = QUERY_PREFIX if is_query else PASSAGE_PREFIX
-        vectors: list[list[float]] = self._encode([prefix + text for text in texts], with_sentiment=False)[0].tolist()
+        vectors: list[list[float]] = self._encode([prefix + text for text in texts], with_heads=False)[0].tolist()
         return vectors
 
     def enrich(self, texts: Sequence[str]) -> list[EnrichmentResult]:
         if not texts:
             return []
-        embeddings, logits = self._encode([PASSAGE_PREFIX + text for text in texts], with_sentiment=True)
-        assert logits is not None
+        embeddings, heads = self._encode([PASSAGE_PREFIX + text for text in texts], with_heads=True)
+        assert heads is not None
         with torch.inference_mode():
-            probabilities = torch.softmax(logits, dim=-1).tolist()
+            probabilities = torch.softmax(heads.sentiment, dim=-1).tolist()
             relevance = self._topics.scores(embeddings).tolist()
+        if heads.emotion is not None and heads.offensive is not None:
+            tones = [tone_of(emotion, offensive)
+                     for emotion, offensive in zip(heads.emotion.tolist(), heads.offensive.tolist(), strict=True)]
+        else:
+            tones = [NO_TONE] * len(texts)
         vectors = embeddings.tolist()
         return [
-            self._result(text, probs, scores, vector)
-            for text, probs, scores, vector in zip(texts, probabilities, relevance, vectors, strict=True)
+            self._result(text, probs, scores, vector, tone)
+            for text, probs, scores, vector, tone in zip(texts, probabilities, relevance, vectors, tones, strict=True)
         ]
 
     def _result(
-        self, text: str, probabilities: list[float], relevance: list[float], embedding: list[float]
+        self, text: str, probabilities: list[float], relevance: list[float], embedding: list[float], tone: Tone
     ) -> EnrichmentResult:
         if not text.strip():
-            # Nothing was said: no opinion and no topic, whatever the encoder makes of the bare prefix.
+            # Nothing was said: no opinion, no tone and no topic, whatever the encoder makes of the bare prefix.
             probabilities = [float(label == "neutral") for label in LABELS]
             relevance = [0.0] * len(relevance)
+            tone = NO_TONE
         ranked = sorted(zip(self._topics.names, relevance, strict=True), key=lambda pair: pair[1], reverse=True)
         best_topic, best_score = ranked[0]
         return EnrichmentResult(
@@ -216,4 +253,5 @@ class EnrichmentModel:
             relevance=ranked,
             topic=best_topic if best_score >= TOPIC_THRESHOLD else "",
             embedding=embedding,
+            tone=tone,
         )

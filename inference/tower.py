@@ -50,10 +50,13 @@ class SentimentTower(torch.nn.Module):
         layers = torch.nn.ModuleList(copy.deepcopy(list(encoder.encoder.layer[-depth:])))
         return cls(layers, encoder.config.hidden_size, labels, dropout)
 
+    def pooled(self, hidden: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """The mean-pooled output of the tower's layers (fp32): what the sentiment head reads."""
+        return masked_mean(run_layers(self.layers, hidden, bias), mask).float()
+
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """Logits from the hidden states that the shared lower layers produced."""
-        pooled = masked_mean(run_layers(self.layers, hidden, bias), mask)
-        return self.head(self.dropout(pooled.float()))
+        return self.head(self.dropout(self.pooled(hidden, mask, bias)))
 
     def save(self, path: Path) -> None:
         # Layers in fp16 (the shipped size), the head in fp32; no metadata, which safetensors would

@@ -77,19 +77,19 @@ class EmbeddingCache:
         return vectors
 
 
-def confusion(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    matrix = np.zeros((len(LABELS), len(LABELS)), dtype=np.int64)
+def confusion(truth: np.ndarray, predicted: np.ndarray, classes: int = len(LABELS)) -> np.ndarray:
+    matrix = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(matrix, (truth, predicted), 1)
     return matrix
 
 
-def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
-    matrix = confusion(truth, predicted)
+def macro_f1(truth: np.ndarray, predicted: np.ndarray, classes: int = len(LABELS)) -> float:
+    matrix = confusion(truth, predicted, classes)
     hits = np.diag(matrix).astype(float)
-    precision = np.divide(hits, matrix.sum(axis=0), out=np.zeros(len(LABELS)), where=matrix.sum(axis=0) > 0)
-    recall = np.divide(hits, matrix.sum(axis=1), out=np.zeros(len(LABELS)), where=matrix.sum(axis=1) > 0)
+    precision = np.divide(hits, matrix.sum(axis=0), out=np.zeros(classes), where=matrix.sum(axis=0) > 0)
+    recall = np.divide(hits, matrix.sum(axis=1), out=np.zeros(classes), where=matrix.sum(axis=1) > 0)
     total = precision + recall
-    f1 = np.divide(2 * precision * recall, total, out=np.zeros(len(LABELS)), where=total > 0)
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros(classes), where=total > 0)
     return float(f1.mean())
 
 
@@ -98,12 +98,18 @@ def macro_recall(truth: np.ndarray, predicted: np.ndarray) -> float:
     return float((np.diag(matrix) / matrix.sum(axis=1).clip(min=1)).mean())
 
 
-def fit_logistic(features: torch.Tensor, labels: torch.Tensor, l2: float, seed: int) -> torch.nn.Linear:
-    """Multinomial logistic regression on standardized features, folded back into one linear layer."""
+def fit_logistic(
+    features: torch.Tensor, labels: torch.Tensor, l2: float, seed: int,
+    classes: int = len(LABELS), class_weights: torch.Tensor | None = None,
+) -> torch.nn.Linear:
+    """Multinomial logistic regression on standardized features, folded back into one linear layer.
+
+    class_weights (one per class, float64) reweight the cross-entropy, e.g. to balance rare classes.
+    """
     torch.manual_seed(seed)
     mean, std = features.mean(dim=0), features.std(dim=0).clamp(min=1e-6)
     standardized = (features - mean) / std
-    head = torch.nn.Linear(features.shape[1], len(LABELS), dtype=torch.float64)
+    head = torch.nn.Linear(features.shape[1], classes, dtype=torch.float64)
     torch.nn.init.zeros_(head.weight)
     torch.nn.init.zeros_(head.bias)
     optimizer = torch.optim.LBFGS(head.parameters(), max_iter=500, tolerance_grad=1e-9,
@@ -111,12 +117,13 @@ def fit_logistic(features: torch.Tensor, labels: torch.Tensor, l2: float, seed: 
 
     def loss_closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(head(standardized), labels) + l2 * head.weight.pow(2).sum()
+        loss = torch.nn.functional.cross_entropy(head(standardized), labels, weight=class_weights)
+        loss = loss + l2 * head.weight.pow(2).sum()
         loss.backward()
         return loss
 
     optimizer.step(loss_closure)  # type: ignore[no-untyped-call]
-    folded = torch.nn.Linear(features.shape[1], len(LABELS))
+    folded = torch.nn.Linear(features.shape[1], classes)
     with torch.no_grad():
         weight = head.weight / std
         folded.weight.copy_(weight)

@@ -14,11 +14,13 @@ from inference.app import (
     to_enrichment,
 )
 from inference.model import EnrichmentResult
+from inference.tone import EMOTIONS, NO_TONE, Tone
 from services.common.errors import InvalidArgument
 from services.common.settings import Settings
 
 SETTINGS = Settings(max_text_chars=10, inference_max_request_posts=3)
-VERSIONS = {"encoder": "enc@1", "sentiment": "sent@2", "relevance": "rel@3"}
+VERSIONS = {"encoder": "enc@1", "sentiment": "sent@2", "relevance": "rel@3", "tone": "tone@4"}
+ANGRY = Tone("anger", {"anger": 0.6, "joy": 0.1, "optimism": 0.1, "sadness": 0.2}, True, 0.8)
 
 
 def posts(*texts: str) -> inference_pb2.EnrichRequest:
@@ -73,6 +75,7 @@ def test_to_enrichment_maps_every_field() -> None:
         relevance=[("roads", 0.2), ("passports", 0.9), ("parks", 0.4)],
         topic="passports",
         embedding=[0.6, 0.8],
+        tone=ANGRY,
     )
     enrichment = to_enrichment(result, VERSIONS)
     assert enrichment.sentiment == post_pb2.SENTIMENT_LABEL_NEGATIVE
@@ -84,8 +87,27 @@ def test_to_enrichment_maps_every_field() -> None:
     assert enrichment.topic == "passports"
     assert list(enrichment.embedding) == pytest.approx([0.6, 0.8])
     assert enrichment.model_versions == post_pb2.ModelVersions(
-        encoder="enc@1", sentiment="sent@2", relevance="rel@3"
+        encoder="enc@1", sentiment="sent@2", relevance="rel@3", tone="tone@4"
     )
+    assert enrichment.emotion == post_pb2.EMOTION_ANGER
+    assert enrichment.emotion_scores.anger == pytest.approx(0.6)
+    assert enrichment.emotion_scores.sadness == pytest.approx(0.2)
+    assert enrichment.offensive is True
+    assert enrichment.offensive_score == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("emotion", EMOTIONS)
+def test_every_emotion_maps_to_its_enum(emotion: str) -> None:
+    tone = Tone(emotion, {name: float(name == emotion) for name in EMOTIONS}, False, 0.1)
+    result = EnrichmentResult("neutral", {"negative": 0, "neutral": 1, "positive": 0}, [], "", [1.0], tone)
+    assert post_pb2.Emotion.Name(to_enrichment(result, VERSIONS).emotion) == f"EMOTION_{emotion.upper()}"
+
+
+def test_no_tone_is_unspecified() -> None:
+    result = EnrichmentResult("neutral", {"negative": 0, "neutral": 1, "positive": 0}, [], "", [1.0], NO_TONE)
+    enrichment = to_enrichment(result, VERSIONS)
+    assert enrichment.emotion == post_pb2.EMOTION_UNSPECIFIED
+    assert (enrichment.offensive, enrichment.offensive_score) == (False, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -98,7 +120,7 @@ def test_to_enrichment_maps_every_field() -> None:
 )
 def test_every_label_maps_to_its_enum(label: str, expected: int) -> None:
     scores = {"negative": 0.0, "neutral": 0.0, "positive": 0.0, label: 1.0}
-    result = EnrichmentResult(label=label, scores=scores, relevance=[], topic="", embedding=[1.0])
+    result = EnrichmentResult(label=label, scores=scores, relevance=[], topic="", embedding=[1.0], tone=NO_TONE)
     assert to_enrichment(result, VERSIONS).sentiment == expected
 
 

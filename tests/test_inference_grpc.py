@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 SETTINGS = Settings()
 DIMENSIONS = 384
 SERVICE = "civic.listening.v1.InferenceService"
+EMOTIONS = ("anger", "joy", "optimism", "sadness")
 
 MIXED_TEXTS = [
     "The passport office lost my application and nobody answers the phone.",
@@ -60,6 +61,9 @@ def assert_same_enrichment(got: post_pb2.Enrichment, alone: post_pb2.Enrichment)
         assert getattr(got.sentiment_scores, field) == pytest.approx(
             getattr(alone.sentiment_scores, field), abs=0.02
         )
+    for field in EMOTIONS:
+        assert getattr(got.emotion_scores, field) == pytest.approx(getattr(alone.emotion_scores, field), abs=0.02)
+    assert got.offensive_score == pytest.approx(alone.offensive_score, abs=0.02)
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +96,23 @@ def test_enrichment_fields_are_complete(alone: dict[str, post_pb2.Enrichment]) -
             assert enrichment.topic == enrichment.relevance[0].topic
         versions = enrichment.model_versions
         assert versions.encoder and versions.sentiment and versions.relevance
+        assert versions.tone.startswith("tweeteval-tone@")
+        assert enrichment.emotion != post_pb2.EMOTION_UNSPECIFIED
+        emotions = enrichment.emotion_scores
+        assert sum(getattr(emotions, name) for name in EMOTIONS) == pytest.approx(1.0, abs=1e-3)
+        strongest = max(EMOTIONS, key=lambda name: getattr(emotions, name))
+        assert post_pb2.Emotion.Name(enrichment.emotion) == f"EMOTION_{strongest.upper()}"
+        assert 0.0 <= enrichment.offensive_score <= 1.0
+        assert enrichment.offensive == (enrichment.offensive_score >= 0.5)
+
+
+def test_enrich_tells_abuse_from_joy(stub: inference_pb2_grpc.InferenceServiceStub) -> None:
+    abusive, joyful = enrich(stub, [
+        "You useless idiots, I am sick and tired of your lies. Shut up and fix the damn roads!",
+        "What a wonderful day at the new park with the kids, we loved every minute! 😊",
+    ])
+    assert (abusive.emotion, abusive.offensive) == (post_pb2.EMOTION_ANGER, True)
+    assert (joyful.emotion, joyful.offensive) == (post_pb2.EMOTION_JOY, False)
 
 
 def test_embeddings_are_normalized_and_distinct(alone: dict[str, post_pb2.Enrichment]) -> None:

@@ -1,4 +1,4 @@
-"""The enrichment model as served: the rebuilt encoder, the shipped sentiment head and topic relevance."""
+"""The enrichment model as served: the rebuilt encoder, the shipped sentiment tower, tone heads and topic relevance."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from inference.model import SENTIMENT_TOWER_FILE, EnrichmentModel, EnrichmentResult
+from inference.tone import EMOTIONS, TONE_FILE
 from services.common.settings import Settings
 
 NEGATIVE = [
@@ -49,6 +50,7 @@ def test_versions_name_every_part(model: EnrichmentModel) -> None:
     shipped = hashlib.sha256(SENTIMENT_TOWER_FILE.read_bytes()).hexdigest()[:12]
     assert model.versions["sentiment"] == f"umsab-tower@{shipped}"
     assert model.versions["relevance"].startswith("e5-topics@")
+    assert model.versions["tone"] == f"tweeteval-tone@{hashlib.sha256(TONE_FILE.read_bytes()).hexdigest()[:12]}"
 
 
 def _cosine(a: list[float], b: list[float]) -> float:
@@ -93,6 +95,35 @@ def test_scores_are_probabilities(model: EnrichmentModel) -> None:
         assert set(result.scores) == {"negative", "neutral", "positive"}
         assert math.isclose(sum(result.scores.values()), 1.0, abs_tol=1e-5)
         assert result.label == max(result.scores, key=result.scores.__getitem__)
+
+
+ANGRY = [
+    "You useless idiots, I am sick and tired of your lies. Shut up and fix the damn roads!",
+    "I am furious, this is outrageous, how dare they raise the fee again #angry",
+]
+JOYFUL = [
+    "What a wonderful day at the new park with the kids, we loved every minute! 😊",
+    "So happy and delighted, the festival was amazing, thank you all!",
+]
+
+
+def test_tone_scores_are_probabilities_and_consistent(model: EnrichmentModel) -> None:
+    for result in model.enrich(NEGATIVE + POSITIVE + ANGRY + JOYFUL):
+        tone = result.tone
+        assert set(tone.emotion_scores) == set(EMOTIONS)
+        assert math.isclose(sum(tone.emotion_scores.values()), 1.0, abs_tol=1e-5)
+        assert tone.emotion == max(tone.emotion_scores, key=tone.emotion_scores.__getitem__)
+        assert 0.0 <= tone.offensive_score <= 1.0
+        assert tone.offensive == (tone.offensive_score >= 0.5)
+
+
+def test_angry_abuse_and_joy_are_told_apart(model: EnrichmentModel) -> None:
+    angry, joyful = model.enrich(ANGRY), model.enrich(JOYFUL)
+    assert [result.tone.emotion for result in angry] == ["anger", "anger"], [r.tone for r in angry]
+    assert [result.tone.emotion for result in joyful] == ["joy", "joy"], [r.tone for r in joyful]
+    assert angry[0].tone.offensive, angry[0].tone
+    assert not any(result.tone.offensive for result in joyful), [r.tone for r in joyful]
+    assert min(r.tone.offensive_score for r in angry) > max(r.tone.offensive_score for r in joyful)
 
 
 @pytest.mark.parametrize(("texts", "label"), [(NEGATIVE, "negative"), (POSITIVE, "positive")])
@@ -146,6 +177,7 @@ def test_blank_text_is_neutral_and_off_topic(model: EnrichmentModel, text: str) 
     assert isinstance(result, EnrichmentResult)
     assert result.label == "neutral" and result.scores["neutral"] == 1.0
     assert result.topic == "" and all(score == 0.0 for _, score in result.relevance)
+    assert result.tone.emotion == "" and not result.tone.offensive  # nothing said, no tone
     assert math.isclose(_norm(result.embedding), 1.0, abs_tol=1e-4)
 
 

@@ -1,0 +1,216 @@
+"""Trains the shipped tone heads (emotion, offensive language); writes inference/artifacts/tone_heads.*.
+
+    python -m inference.train_tone [--seed 0] [--data-dir ...] [--cache-dir ...] [--out-dir ...]
+
+The heads read features that the encoder pass of every post already computes (inference/tone.py):
+the shipped sentiment tower's pooled output, the post embedding and the mean of the shared lower
+layers' output. Each head is a logistic regression (inference/train_sentiment.fit_logistic) trained
+on the TweetEval train split of its task; the feature set, the L2 strength and the class weighting
+are chosen on the validation split. Test splits are never read. The lower layers' outputs are cached
+under the model cache dir, so a rerun takes minutes. Every figure printed is written to
+tone_heads.json with the inputs' checksums and the hyper-parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+from transformers import BertModel
+
+from inference.encoder import ENCODER_VERSION, load_encoder, packed_model_path
+from inference.model import SENTIMENT_TOWER_FILE
+from inference.relevance import ARTIFACTS_DIR
+from inference.tone import EMOTIONS, FEATURES, OFFENSIVE_LABELS, ToneHeads
+from inference.tower import SentimentTower, attention_bias, load_tower, masked_mean, run_layers
+from inference.train_finetune import lower_states, pad
+from inference.train_sentiment import DEFAULT_DATA_DIR, fit_logistic, macro_f1, read_lines, sha256_file
+from services.common.settings import Settings
+
+TONE_DATA_DIR = DEFAULT_DATA_DIR.parent / "tone"
+TASKS = {"emotion": EMOTIONS, "offensive": OFFENSIVE_LABELS}
+FEATURE_SETS = (("tower",), ("embedding",), ("tower", "embedding"), ("tower", "embedding", "shared"))
+L2_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+WEIGHTINGS = ("none", "balanced")
+
+
+@dataclass(frozen=True)
+class Setting:
+    features: tuple[str, ...]
+    l2: float
+    weighting: str
+    val_macro_f1: float
+
+
+def load_task(data_dir: Path, task: str, split: str, inputs: dict[str, str]) -> tuple[list[str], np.ndarray]:
+    texts_path, labels_path = data_dir / task / f"{split}_text.txt", data_dir / task / f"{split}_labels.txt"
+    texts, labels = read_lines(texts_path), np.array([int(label) for label in read_lines(labels_path)])
+    if len(texts) != len(labels):
+        raise ValueError(f"{texts_path}: {len(texts)} texts but {len(labels)} labels")
+    inputs[str(texts_path)], inputs[str(labels_path)] = sha256_file(texts_path), sha256_file(labels_path)
+    return texts, labels
+
+
+def cached_lower_states(
+    cache_dir: Path, encoder: BertModel, tokenizer: Tokenizer, texts: list[str], depth: int, max_length: int
+) -> list[torch.Tensor]:
+    """lower_states of the texts, kept on disk by encoder, depth, length and a digest of the texts."""
+    key = "\n".join([ENCODER_VERSION, str(depth), str(max_length), *texts])
+    path = cache_dir / "lower_states" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+    if path.exists():
+        cached: list[torch.Tensor] = torch.load(path)
+        return cached
+    started = time.monotonic()
+    states = lower_states(encoder, tokenizer, texts, depth, max_length)
+    print(f"  lower-layer states of {len(texts)} tweets in {time.monotonic() - started:.0f}s", flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(".tmp")
+    torch.save(states, staging)
+    staging.rename(path)
+    return states
+
+
+def pooled_features(
+    upper: torch.nn.ModuleList, tower: SentimentTower | None, states: list[torch.Tensor]
+) -> dict[str, np.ndarray]:
+    """The features in tone.FEATURES, computed from the lower layers' output as EnrichmentModel does
+    ("tower" only when a tower is given)."""
+    order = sorted(range(len(states)), key=lambda index: len(states[index]))
+    names = FEATURES if tower is not None else tuple(name for name in FEATURES if name != "tower")
+    features = {name: np.zeros((len(states), states[0].shape[-1]), dtype=np.float32) for name in names}
+    with torch.inference_mode():
+        for start in range(0, len(order), 64):
+            batch = order[start : start + 64]
+            hidden, mask = pad([states[index] for index in batch])
+            hidden = hidden.float()
+            bias = attention_bias(mask, torch.float32)
+            top = masked_mean(run_layers(upper, hidden, bias), mask)
+            features["embedding"][batch] = torch.nn.functional.normalize(top, dim=-1).numpy()
+            if tower is not None:
+                features["tower"][batch] = tower.pooled(hidden, mask, bias).numpy()
+            features["shared"][batch] = masked_mean(hidden, mask).numpy()
+    return features
+
+
+def class_weights(labels: np.ndarray, classes: int, weighting: str) -> torch.Tensor | None:
+    """None, or weights that give every class the same total weight."""
+    if weighting == "none":
+        return None
+    counts = np.bincount(labels, minlength=classes).astype(np.float64)
+    return torch.from_numpy(len(labels) / (classes * counts))
+
+
+def predict(head: torch.nn.Linear, features: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        predicted: np.ndarray = head(torch.from_numpy(features).float()).argmax(dim=1).numpy()
+    return predicted
+
+
+def stacked(features: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
+    return np.concatenate([features[name] for name in names], axis=1)
+
+
+def search_task(
+    task: str, train: tuple[dict[str, np.ndarray], np.ndarray], val: tuple[dict[str, np.ndarray], np.ndarray],
+    seed: int,
+) -> list[Setting]:
+    """Every (feature set, L2, weighting) scored on validation."""
+    classes = len(TASKS[task])
+    results: list[Setting] = []
+    for names, l2, weighting in itertools.product(FEATURE_SETS, L2_GRID, WEIGHTINGS):
+        head = fit_logistic(torch.from_numpy(stacked(train[0], names)).double(), torch.from_numpy(train[1]), l2,
+                            seed, classes=classes, class_weights=class_weights(train[1], classes, weighting))
+        score = macro_f1(val[1], predict(head, stacked(val[0], names)), classes)
+        results.append(Setting(names, l2, weighting, score))
+        print(f"  {task}: {'+'.join(names):<24} l2={l2:<6g} weights={weighting:<8} val macro-F1 {100 * score:.1f}",
+              flush=True)
+    return results
+
+
+def choose(searches: dict[str, list[Setting]]) -> tuple[tuple[str, ...], dict[str, Setting]]:
+    """One feature set for both heads (the model concatenates it once per batch): the one whose best
+    settings give the highest mean of the two validation macro-F1; per head, its best setting there."""
+    def best_with(names: tuple[str, ...]) -> dict[str, Setting]:
+        return {task: max((r for r in results if r.features == names), key=lambda r: r.val_macro_f1)
+                for task, results in searches.items()}
+
+    names = max(FEATURE_SETS, key=lambda s: float(np.mean([r.val_macro_f1 for r in best_with(s).values()])))
+    return names, best_with(names)
+
+
+def main() -> None:
+    settings = Settings()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=TONE_DATA_DIR)
+    parser.add_argument("--cache-dir", type=Path, default=settings.model_cache_dir)
+    parser.add_argument("--out-dir", type=Path, default=ARTIFACTS_DIR)
+    parser.add_argument("--max-length", type=int, default=settings.max_seq_length)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    started = time.monotonic()
+
+    inputs = {str(packed_model_path()): sha256_file(packed_model_path()),
+              str(SENTIMENT_TOWER_FILE): sha256_file(SENTIMENT_TOWER_FILE)}
+    encoder, tokenizer = load_encoder(args.cache_dir)
+    tower = load_tower(SENTIMENT_TOWER_FILE, encoder)
+    depth = len(tower.layers)
+    upper = encoder.encoder.layer[encoder.config.num_hidden_layers - depth :]
+    data: dict[str, tuple[dict[str, np.ndarray], np.ndarray]] = {}
+    for task, split in itertools.product(TASKS, ("train", "val")):
+        texts, labels = load_task(args.data_dir, task, split, inputs)
+        states = cached_lower_states(args.cache_dir, encoder, tokenizer, texts, depth, args.max_length)
+        data[f"{task}/{split}"] = (pooled_features(upper, tower, states), labels)
+        print(f"{task}/{split}: {len(texts)} tweets, features ready at {time.monotonic() - started:.0f}s", flush=True)
+
+    searches = {task: search_task(task, data[f"{task}/train"], data[f"{task}/val"], args.seed) for task in TASKS}
+    names, chosen = choose(searches)
+    heads, figures = {}, {}
+    for task, label_names in TASKS.items():
+        classes = len(label_names)
+        (train_x, train_y), (val_x, val_y) = data[f"{task}/train"], data[f"{task}/val"]
+        heads[task] = fit_logistic(
+            torch.from_numpy(stacked(train_x, names)).double(), torch.from_numpy(train_y), chosen[task].l2,
+            args.seed, classes=classes, class_weights=class_weights(train_y, classes, chosen[task].weighting),
+        )
+        figures[task] = macro_f1(val_y, predict(heads[task], stacked(val_x, names)), classes)
+
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    heads_path = args.out_dir / "tone_heads.safetensors"
+    ToneHeads(names, heads["emotion"], heads["offensive"]).save(heads_path)
+    record = {
+        "encoder": ENCODER_VERSION,
+        "heads": {"file": heads_path.name, "sha256": sha256_file(heads_path), "features": list(names),
+                  "emotion_labels": list(EMOTIONS), "offensive_labels": list(OFFENSIVE_LABELS)},
+        "input": f"'passage: ' + text, truncated to {args.max_length} tokens (as every post)",
+        "hyper_parameters": {"feature_sets": [list(s) for s in FEATURE_SETS], "l2_grid": list(L2_GRID),
+                             "weightings": list(WEIGHTINGS), "seed": args.seed,
+                             "chosen": {task: asdict(setting) for task, setting in chosen.items()},
+                             "optimizer": "LBFGS (strong Wolfe), max_iter 500, standardized features folded "
+                                          "into the layer"},
+        "data": {"train": "TweetEval emotion and offensive train splits", "model_selection": "their val splits",
+                 "inputs_sha256": inputs},
+        "figures": {"val_macro_f1": figures,
+                    "search": {task: [asdict(r) for r in results] for task, results in searches.items()}},
+        "train_seconds": round(time.monotonic() - started),
+    }
+    (args.out_dir / "tone_heads.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(f"\nfeatures: {'+'.join(names)}")
+    for task, score in figures.items():
+        print(f"  {task:<10} val macro-F1 {100 * score:.1f} (l2 {chosen[task].l2:g}, "
+              f"class weights {chosen[task].weighting})")
+    print(f"heads sha256 {record['heads']['sha256']}")  # type: ignore[index]
+
+
+if __name__ == "__main__":
+    main()
