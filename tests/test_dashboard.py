@@ -85,6 +85,14 @@ def test_overview_shows_the_agencys_figures_and_charts(page: Page, dashboard_sta
     expect(page.get_by_text("vs previous period").first).to_be_visible()
     shot(page, "overview")
 
+    page.fill("input[name=from]", "2026-11-13")
+    page.fill("input[name=to]", "2026-11-13")
+    page.click("form[aria-label='Period and query'] button[type=submit]")
+    day = api(dashboard_stack, "/api/overview?from=2026-11-13&to=2026-11-14")["totals"]["posts"]
+    assert day != expected
+    expect(posts).to_have_text(f"{day:,}".replace(",", "."), timeout=WAIT_MS)
+    expect(page.get_by_text(re.compile(r"13\.11\.2026, 00:00 . 14\.11\.2026, 00:00, compared with"))).to_be_visible()
+
 
 def test_search_finds_posts_with_highlights_and_links(page: Page, dashboard_stack: DashboardStack) -> None:
     page.click("nav >> text=Search")

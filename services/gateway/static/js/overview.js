@@ -12,14 +12,25 @@ function controls(params, ctx) {
   const period = h("select", { name: "period" },
     Object.entries(PERIODS).map(([value, label]) => h("option", { value, selected: (params.get("period") || "7d") === value }, label)));
   const q = h("input", { name: "q", type: "search", value: params.get("q") || "", placeholder: "all posts", size: 28 });
+  const from = h("input", { name: "from", type: "date", value: (params.get("from") || "").slice(0, 10) });
+  const end = params.get("to") ? new Date(Date.parse(params.get("to")) - 86400000).toISOString().slice(0, 10) : "";
+  const to = h("input", { name: "to", type: "date", value: end });
   return h("form", {
     class: "controls", "aria-label": "Period and query",
     onsubmit: (event) => {
       event.preventDefault();
-      ctx.go(new URLSearchParams({ period: period.value, ...(q.value.trim() ? { q: q.value.trim() } : {}) }));
+      const next = new URLSearchParams({ period: period.value });
+      if (q.value.trim()) next.set("q", q.value.trim());
+      if (from.value && to.value) {
+        next.set("from", from.value);
+        next.set("to", new Date(Date.parse(to.value) + 86400000).toISOString().slice(0, 10));
+      }
+      ctx.go(next);
     },
   },
   h("label", {}, "Period (ending at the newest post)", period),
+  h("label", {}, "or from", from),
+  h("label", {}, "to (inclusive)", to),
   h("label", {}, "Only posts matching", q),
   h("button", { type: "submit" }, "Update"));
 }
@@ -93,7 +104,10 @@ function channelsChart(doc) {
 function termsList(doc) {
   const section = h("section", { class: "panel", "aria-label": "Top emerging terms" }, h("h2", {}, "Top emerging terms"),
     h("p", { class: "help" }, "Words unusually frequent in this period compared with all of the agency's posts."));
-  if (!doc.emerging_terms.length) { section.append(state("empty", "No term stands out in this period.")); return section; }
+  if (!doc.emerging_terms.length) {
+    section.append(state("empty", "No term stands out in this period. A period that holds most of the agency's posts has nothing to stand out against: choose a shorter one."));
+    return section;
+  }
   const top = Math.max(...doc.emerging_terms.map((t) => t.score)) || 1;
   section.append(h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Term"), h("th", { class: "num" }, "Posts in period"),
     h("th", { class: "num" }, "Posts ever"), h("th", {}, "How unusual"))),
