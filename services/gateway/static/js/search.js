@@ -77,7 +77,7 @@ function hitCard(hit) {
 
 export async function render(main, params, ctx) {
   main.append(form(params, ctx));
-  const results = h("section", { "aria-label": "Results", "aria-live": "polite" });
+  const results = h("section", { "aria-label": "Results" });
   main.append(results);
   const asked = new URLSearchParams(params);
   asked.delete("run");
