@@ -17,8 +17,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from civic.listening.v1 import alerting_pb2, alerting_pb2_grpc, ingestion_pb2, ingestion_pb2_grpc
-from services.common.launch import free_port
-from tests.fixtures.stack_dashboard import DashboardStack
+from services.common.launch import free_port, stop_pid
+from tests.fixtures.stack_dashboard import DashboardStack, start_gateway
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -191,3 +191,21 @@ def test_the_page_is_keyboard_navigable_and_never_blank(page: Page, dashboard_st
     page.fill("#viewer-tenant", "Not An Agency")
     page.click("#viewer-form button[type=submit]")
     expect(page.locator("main .state.error")).to_contain_text("not an agency name", timeout=WAIT_MS)
+
+
+def test_a_stack_that_is_down_is_explained_not_blank(browser: Browser, tmp_path: Path) -> None:
+    dead = {f"CIVIC_{name}_TARGET": f"127.0.0.1:{free_port()}" for name in ("SEARCH", "ALERTING", "INGESTION")}
+    gateway, url = start_gateway({**dead, "CIVIC_RPC_TIMEOUT_S": "5"}, tmp_path)
+    try:
+        context = browser.new_context(locale="en-GB")
+        tab = context.new_page()
+        tab.goto(f"{url}/?tenant={TENANT}#/overview")
+        expect(tab.locator("main .state.error")).to_contain_text("The search service cannot be reached right now",
+                                                                 timeout=WAIT_MS)
+        tab.goto(f"{url}/#/alerts")
+        expect(tab.locator("main .state.error")).to_contain_text("The alerting service cannot be reached",
+                                                                 timeout=WAIT_MS)
+        shot(tab, "stack-down")
+        context.close()
+    finally:
+        stop_pid(gateway.pid)

@@ -23,8 +23,12 @@ class UpstreamFailure(Exception):
 
 
 def describe(service: str, code: grpc.StatusCode, details: str) -> tuple[int, str]:
-    """The HTTP status and the sentence for a service's error."""
-    details = (details or "").strip().rstrip(".")
+    """The HTTP status and the sentence for a service's error, ending with a full stop."""
+    status, sentence = _describe(service, code, (details or "").strip().rstrip("."))
+    return status, f"{sentence}."
+
+
+def _describe(service: str, code: grpc.StatusCode, details: str) -> tuple[int, str]:
     match code:
         case grpc.StatusCode.INVALID_ARGUMENT | grpc.StatusCode.OUT_OF_RANGE:
             return 400, details or f"The {service} service did not accept the request"

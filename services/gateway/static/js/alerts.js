@@ -151,6 +151,8 @@ export async function render(main, params, ctx) {
     queue.set((await api(`/api/alerts${query({ state: stateFilter, limit: 200 })}`)).alerts);
   } catch (error) {
     container.replaceChildren(state("error", error.message));
+    live.textContent = "Live updates are off until the alerts can be loaded.";
+    silences.remove();
     return null;
   }
   renderSilences(silences, show);

@@ -58,6 +58,7 @@ function initViewerForm(tenants) {
 }
 
 async function start() {
+  document.documentElement.dataset.started = "1";
   const fromUrl = new URLSearchParams(window.location.search).get("tenant");
   if (fromUrl) saveViewer({ tenant: fromUrl });
   let tenants = [];
