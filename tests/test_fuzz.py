@@ -1,10 +1,13 @@
 """Property-based fuzzing of every RPC of ingestion, search and alerting against running servers with
 authentication on: requests shaped by the contract (with hostile strings, numbers and enums) and
 undecodable bytes. Only documented status codes come back (never UNKNOWN or INTERNAL), the servers
-stay SERVING, and tenant A's credential never gets tenant B's data back."""
+stay SERVING, and tenant A's credential never gets tenant B's data back.
+
+Examples per RPC are few so that the suite stays fast; FUZZ_EXAMPLES=200 runs a deeper search."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -42,6 +45,7 @@ HOSTILE = ["", " ", "*", "city-b", "../../etc/passwd", '"unclosed', "(((", "a AN
 INT_EDGES = {FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1), FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
              FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1), FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1)}
 MAX_DEPTH = 3
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
 
 
 def scalar(field: FieldDescriptor) -> st.SearchStrategy[Any]:
@@ -148,7 +152,8 @@ def check(stack: SecuredStack, tenants: tuple[str, str], fuzzed: Fuzzed, payload
 
 
 @pytest.mark.parametrize(("service", "method"), METHODS, ids=[m.name for _, m in METHODS])
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_contract_shaped_requests_get_documented_codes_and_no_other_tenant_data(
     secured_stack: SecuredStack, tenants: tuple[str, str], service: str, method: MethodDescriptor, data: st.DataObject
@@ -170,7 +175,7 @@ def test_contract_shaped_requests_get_documented_codes_and_no_other_tenant_data(
 
 
 @pytest.mark.parametrize(("service", "method"), METHODS, ids=[m.name for _, m in METHODS])
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max(1, EXAMPLES // 2), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payload=st.binary(min_size=1, max_size=64))
 def test_undecodable_bytes_get_documented_codes(
     secured_stack: SecuredStack, tenants: tuple[str, str], service: str, method: MethodDescriptor, payload: bytes

@@ -144,6 +144,21 @@ def test_the_authenticator_names_what_is_wrong(credentials: Credentials) -> None
         "city-a", "jwt:user-of-city-a", frozenset({"analyst", "reader"}))
 
 
+def test_a_broken_keys_file_stops_the_start_and_a_broken_update_keeps_the_old_keys(
+    credentials: Credentials, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(ValueError):
+        Authenticator(Settings(auth_keys_file=broken))
+    with pytest.raises(OSError):
+        Authenticator(Settings(auth_keys_file=tmp_path / "missing.json"))
+    key = credentials.api_key("city-a", "reader")
+    authenticator = Authenticator(Settings(**credentials.settings()))
+    credentials.keys_file.write_text('{"keys": [')  # an operator's bad edit
+    assert authenticator.authenticate(bearer(key)).tenant == "city-a"
+
+
 # --- roles ------------------------------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import threading
@@ -25,6 +26,8 @@ import jwt
 from services.common.errors import DomainError
 from services.common.settings import Settings
 from services.common.validation import TENANT_PATTERN
+
+log = logging.getLogger(__name__)
 
 ROLES = ("ingest", "reader", "analyst", "admin", "service")
 # A role also grants the roles it implies; `service` is for the services' own calls and may act for
@@ -142,21 +145,27 @@ T = TypeVar("T")
 
 
 class _Reloading(Generic[T]):
-    """The parsed content of a file, parsed again when its modification time or size changes."""
+    """The parsed content of a file, parsed again when its modification time or size changes. The
+    first read happens at construction, so a missing or broken file stops the process at start; a
+    later broken version is logged and the previous content kept."""
 
     def __init__(self, path: Path, parse: Callable[[bytes], T]) -> None:
         self._path, self._parse = path, parse
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
-        self._value: T | None = None
+        stat = os.stat(path)
+        self._stamp = (stat.st_mtime_ns, stat.st_size)
+        self._value = parse(path.read_bytes())
 
     def get(self) -> T:
-        stat = os.stat(self._path)
-        stamp = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
-            if stamp != self._stamp or self._value is None:
-                self._value = self._parse(self._path.read_bytes())
-                self._stamp = stamp
+            try:
+                stat = os.stat(self._path)
+                stamp = (stat.st_mtime_ns, stat.st_size)
+                if stamp != self._stamp:
+                    self._value = self._parse(self._path.read_bytes())
+                    self._stamp = stamp
+            except (OSError, ValueError, KeyError, TypeError, jwt.PyJWTError) as exc:
+                log.warning("keeping the previous %s: cannot read the new one: %s", self._path, exc)
             return self._value
 
 
