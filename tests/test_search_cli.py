@@ -88,7 +88,9 @@ def test_search_filters_by_tone_and_prints_the_text_as_written(search_target: st
     assert "2 posts match" in result.stdout
     assert "permit office" in result.stdout and "stupid bridge" in result.stdout
     assert "office lost" not in result.stdout, "the author's line break, not the normalized text"
-    assert "anger, offensive" in result.stdout
+    cells = [[cell.strip() for cell in line.split("│")] for line in result.stdout.splitlines()]
+    feelings = [row[4] for row in cells if len(row) > 6 and row[4]]
+    assert feelings == ["negative", "anger", "offensive"] * 2, "sentiment, then emotion and offensive"
     joy = civic(search_target, "search", "", "--tenant", tenant, "--emotion", "joy", "--emotion", "sadness")
     assert "2 posts match" in joy.stdout and "playground" in joy.stdout and "library" in joy.stdout
     bad = civic(search_target, "search", "x", "--tenant", tenant, "--emotion", "rage")

@@ -49,29 +49,32 @@ def ingest_summary(console: Console, totals: Mapping[str, int], reasons: Sequenc
         console.print(f"  ... and {len(reasons) - 10} more")
 
 
-def tone(enrichment: post_pb2.Enrichment) -> str:
-    """The emotion, and "offensive" when the post is; "-" when the tone heads did not run."""
-    if enrichment.emotion == post_pb2.EMOTION_UNSPECIFIED:
-        return "-"
-    emotion = post_pb2.Emotion.Name(enrichment.emotion).removeprefix("EMOTION_").lower()
-    return f"{emotion}, [red]offensive[/red]" if enrichment.offensive else emotion
+def feeling(enrichment: post_pb2.Enrichment) -> str:
+    """Sentiment, then the emotion and "offensive" (when the tone heads ran), one per line so that
+    the column stays narrow."""
+    label = sentiment_name(enrichment.sentiment)
+    lines = [f"[{SENTIMENT_STYLE.get(label, 'white')}]{label}[/]"]
+    if enrichment.emotion != post_pb2.EMOTION_UNSPECIFIED:
+        lines.append(post_pb2.Emotion.Name(enrichment.emotion).removeprefix("EMOTION_").lower())
+    if enrichment.offensive:
+        lines.append("[red]offensive[/red]")
+    return "\n".join(lines)
 
 
 def search_results(console: Console, query: str, reply: search_pb2.SearchResponse) -> None:
     """One row per hit; the text as its author wrote it (PII redacted), the normalized text for
     posts indexed before display_text existed."""
     table = Table(title=f"{reply.total} posts match {query!r}", show_lines=False)
-    for column in ("time (UTC)", "channel", "lang", "sentiment", "tone", "topic", "text"):
+    for column in ("time (UTC)", "channel", "lang", "sentiment", "topic"):
         table.add_column(column, overflow="fold")
+    table.add_column("text", overflow="fold", ratio=1)  # the rest of the width
     for hit in reply.hits:
         post, enrichment = hit.post.post, hit.post.enrichment
-        label = sentiment_name(enrichment.sentiment)
         table.add_row(
             post.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M"),
             post.channel,
             post.language,
-            f"[{SENTIMENT_STYLE.get(label, 'white')}]{label}[/]",
-            tone(enrichment),
+            feeling(enrichment),
             enrichment.topic or "-",
             escape((post.display_text or post.text)[:280]),
         )
