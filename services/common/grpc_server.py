@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common import telemetry, tls
 from services.common.auth import read_token
+from services.common.deadlines import ClientDeadlines, ServerDeadlines
 from services.common.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from services.common.security import Security, UndecodableRequests
 from services.common.settings import Settings
@@ -65,7 +66,7 @@ class GrpcServer:
         ]
         registered = list(register)
         self.security = Security.from_settings(settings, ",".join(name for _, _, name in registered))
-        interceptors = [*telemetry.server_interceptors(), UndecodableRequests()]
+        interceptors = [*telemetry.server_interceptors(), UndecodableRequests(), ServerDeadlines()]
         if self.security is not None:
             interceptors.append(self.security.interceptor)
         self.server = grpc.server(
@@ -160,7 +161,8 @@ class _BearerToken(
 
 def channel(target: str, settings: Settings) -> grpc.Channel:
     """A client channel with the same message limits as the servers, TLS (and a client certificate)
-    when configured, the bearer token of settings on every call, traced when tracing is on."""
+    when configured, the bearer token of settings on every call, at most the deadline left to the call
+    being served (services/common/deadlines.py), traced when tracing is on."""
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -170,6 +172,7 @@ def channel(target: str, settings: Settings) -> grpc.Channel:
     else:
         chan = grpc.insecure_channel(target, options=options)
     token = read_token(settings)
+    interceptors: list[Any] = [ClientDeadlines()]
     if token:
-        chan = grpc.intercept_channel(chan, _BearerToken(token))
-    return telemetry.instrument_channel(chan)
+        interceptors.append(_BearerToken(token))
+    return telemetry.instrument_channel(grpc.intercept_channel(chan, *interceptors))
