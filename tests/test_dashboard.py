@@ -175,11 +175,14 @@ def test_sources_show_each_connector_and_its_state(page: Page, dashboard_stack: 
 
 def test_the_page_is_keyboard_navigable_and_never_blank(page: Page, dashboard_stack: DashboardStack) -> None:
     page.goto(f"{dashboard_stack.url}/#/alerts")
+    expect(page.locator("article.alert-card").first).to_be_visible(timeout=WAIT_MS)
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.closest('main') !== null")
+    assert page.evaluate("window.location.hash") == "#/alerts"  # still the Alerts page
     for name in ("Overview", "Search", "Alerts", "Sources"):
         assert page.get_by_role("link", name=name, exact=True).get_attribute("href") == f"#/{name.lower()}"
 

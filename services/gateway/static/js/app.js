@@ -59,6 +59,11 @@ function initViewerForm(tenants) {
 
 async function start() {
   document.documentElement.dataset.started = "1";
+  // The skip link moves focus without touching the hash, which names the page.
+  document.querySelector(".skip-link").addEventListener("click", (event) => {
+    event.preventDefault();
+    document.getElementById("main").focus();
+  });
   const fromUrl = new URLSearchParams(window.location.search).get("tenant");
   if (fromUrl) saveViewer({ tenant: fromUrl });
   let tenants = [];
