@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
 from civic.listening.v1 import alerting_pb2, alerting_pb2_grpc, post_pb2
+from services.alerting import silences
 from services.alerting.server import SERVICE_NAME, build_server
 from services.alerting.service import open_alerting
 from services.common.auth import METHOD_ROLES, Authenticator, Unauthenticated, list_keys, revoke_key
@@ -246,6 +247,26 @@ def test_watch_alerts_streams_are_scoped_too(server: Server, credentials: Creden
     # The caller's own stream opens (and is cut by its deadline, having had nothing to say).
     own = server.stub.WatchAlerts(alerting_pb2.WatchAlertsRequest(), metadata=city_a, timeout=1)
     assert code_of(lambda: next(own)) == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_silence_patterns_cannot_stall_alerting(server: Server, credentials: Credentials) -> None:
+    analyst = bearer(credentials.api_key("city-a", "analyst"))
+    evil = alerting_pb2.Silence(matchers=[alerting_pb2.Matcher(
+        name="team", value="(a+)+$", operator=alerting_pb2.MATCH_OPERATOR_REGEX)], created_by="mallory")
+    evil.ends_at.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
+    stored = server.stub.CreateSilence(alerting_pb2.CreateSilenceRequest(silence=evil), metadata=analyst,
+                                       timeout=5).silence
+    started = time.monotonic()  # a backtracking engine would take ages on this label
+    assert not silences.matches(stored, {"team": "a" * 5_000 + "!"})
+    assert time.monotonic() - started < 0.5
+    backreference = alerting_pb2.Silence()
+    backreference.CopyFrom(evil)
+    backreference.matchers[0].value = "(a)\\1"
+    with pytest.raises(grpc.RpcError) as refused:
+        server.stub.CreateSilence(alerting_pb2.CreateSilenceRequest(silence=backreference), metadata=analyst,
+                                  timeout=5)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert "silence.matchers[0].value" in refused.value.details()  # type: ignore[attr-defined]
 
 
 # --- rate limits, health, reflection, client helper ---------------------------------------------------------
