@@ -129,3 +129,15 @@ def test_a_plaintext_health_port_serves_probes_beside_a_tls_port(start: Callable
         stub = alerting_pb2_grpc.AlertingServiceStub(chan)
         assert refused(lambda: stub.ListRules(alerting_pb2.ListRulesRequest(tenant="city-a"), timeout=5)) \
             == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_clients_can_expect_the_service_name_when_reaching_it_by_another_address(
+    start: Callable[..., Server], pki: Pki, tmp_path: Path
+) -> None:
+    """Through `kubectl port-forward` the target is 127.0.0.1 but the certificate names the Service."""
+    cert, key = pki.issue("search-svc", server=True, hosts=("civic-search.civic.svc",))
+    server = start(tls_cert_file=cert, tls_key_file=key)
+    localhost = f"localhost:{server.server.port}"  # the certificate does not name localhost
+    assert refused(lambda: list_rules(localhost, Settings(tls_ca_file=pki.ca_cert))) == grpc.StatusCode.UNAVAILABLE
+    named = Settings(tls_ca_file=pki.ca_cert, tls_server_name="civic-search.civic.svc")
+    assert list_rules(localhost, named) == []

@@ -168,6 +168,8 @@ def channel(target: str, settings: Settings) -> grpc.Channel:
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
     if tls.client_tls(settings, target):
+        if settings.tls_server_name:
+            options.append(("grpc.ssl_target_name_override", settings.tls_server_name))
         chan = grpc.secure_channel(target, tls.channel_credentials(settings), options=options)
     else:
         chan = grpc.insecure_channel(target, options=options)

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     tls_client_cert_file: Path | None = Field(None, description="Client certificate chain for mTLS (PEM).")
     tls_client_key_file: Path | None = Field(None, description="Private key of tls_client_cert_file (PEM).")
     tls_client: bool = Field(False, description="Clients use TLS with the system roots (implied by a CA file).")
+    tls_server_name: str = Field(
+        "", description="Name clients expect in server certificates instead of the target's host (port-forwards)."
+    )
     inference_tls: bool = Field(
         False, description="Clients use TLS to inference too (Ray Serve's proxy is plaintext unless a mesh fronts it)."
     )
