@@ -16,7 +16,15 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from civic.listening.v1 import alerting_pb2, alerting_pb2_grpc, ingestion_pb2, ingestion_pb2_grpc
+from civic.listening.v1 import (
+    alerting_pb2,
+    alerting_pb2_grpc,
+    ingestion_pb2,
+    ingestion_pb2_grpc,
+    post_pb2,
+    search_pb2,
+    search_pb2_grpc,
+)
 from services.common.launch import free_port, stop_pid
 from tests.fixtures.stack_dashboard import DashboardStack, start_gateway
 
@@ -212,3 +220,31 @@ def test_a_stack_that_is_down_is_explained_not_blank(browser: Browser, tmp_path:
         context.close()
     finally:
         stop_pid(gateway.pid)
+
+
+def test_tone_shows_beside_sentiment_when_posts_carry_it(page: Page, dashboard_stack: DashboardStack) -> None:
+    """Posts indexed with tone (as the tone heads enrich them) get the emotions table and chart."""
+    tenant = "tone-agency"
+    emotions = [post_pb2.EMOTION_ANGER] * 6 + [post_pb2.EMOTION_JOY] * 3 + [post_pb2.EMOTION_SADNESS]
+    posts = []
+    for number, emotion in enumerate(emotions):
+        post = post_pb2.Post(id=f"tone-{number}", tenant=tenant, channel="webhook", language="en",
+                             text=f"Complaint number {number} about the buses", display_text=f"Complaint {number}")
+        post.created_at.FromJsonString(f"2026-11-13T{10 + number % 4:02d}:15:00Z")
+        enrichment = post_pb2.Enrichment(
+            sentiment=post_pb2.SENTIMENT_LABEL_NEGATIVE, emotion=emotion, offensive=number < 2,
+            offensive_score=0.9 if number < 2 else 0.1)
+        posts.append(post_pb2.EnrichedPost(post=post, enrichment=enrichment))
+    with grpc.insecure_channel(dashboard_stack.search_target) as channel:
+        indexed = search_pb2_grpc.SearchServiceStub(channel).IndexPosts(search_pb2.IndexPostsRequest(posts=posts))
+    assert indexed.indexed == len(posts), indexed.errors
+
+    page.fill("#viewer-tenant", tenant)
+    page.click("#viewer-form button[type=submit]")
+    page.goto(f"{dashboard_stack.url}/#/overview?period=1d")
+    tone = page.locator("section[aria-label=Tone]")
+    expect(tone.locator("tbody tr").first).to_contain_text("anger", timeout=WAIT_MS)
+    expect(tone.locator("tbody tr").first).to_contain_text("6")
+    expect(tone).to_contain_text("Offensive posts: 2 (20 % of posts with tone)")
+    expect(tone.locator(".js-plotly-plot .main-svg").first).to_be_visible(timeout=WAIT_MS)
+    shot(page, "overview-tone")
