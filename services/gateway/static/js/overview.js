@@ -41,7 +41,8 @@ function delta(current, previous, unit, higherIsBetter = true) {
   }
   const diff = unit === "%" ? (previous ? (current - previous) / previous : null) : current - previous;
   if (diff === null) return h("span", { class: "delta flat" }, "none in the previous period");
-  const direction = Math.abs(diff) < 1e-9 ? "flat" : (diff > 0) === higherIsBetter ? "up" : "down";
+  // higherIsBetter null: a change that is neither good nor bad in itself (volume).
+  const direction = Math.abs(diff) < 1e-9 || higherIsBetter === null ? "flat" : (diff > 0) === higherIsBetter ? "up" : "down";
   const arrow = diff > 0 ? "▲" : diff < 0 ? "▼" : "■";
   const amount = unit === "%" ? fmtPercent(Math.abs(diff)) : unit === "pts" ? `${fmtDecimal(Math.abs(diff * 100))} points`
     : `${fmtDecimal(Math.abs(diff))} points`;
@@ -55,7 +56,7 @@ function kpi(label, value, comparison) {
 
 function kpis(totals) {
   return h("section", { class: "kpis", "aria-label": "Key figures" },
-    kpi("Posts", fmtNumber(totals.posts), delta(totals.posts, totals.previous_posts, "%")),
+    kpi("Posts", fmtNumber(totals.posts), delta(totals.posts, totals.previous_posts, "%", null)),
     kpi("Negative share", fmtPercent(totals.negative_share), delta(totals.negative_share, totals.previous_negative_share, "pts", false)),
     kpi("CX index (0–100)", fmtDecimal(totals.cx), delta(totals.cx, totals.previous_cx, "index")),
     kpi("Unique authors", fmtNumber(totals.unique_authors), null));
