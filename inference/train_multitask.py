@@ -117,8 +117,10 @@ def load_data(args: argparse.Namespace, inputs: dict[str, str]) -> tuple[dict[st
         if args.limit:
             texts, labels = texts[: args.limit], labels[: args.limit]
         states = cached_lower_states(args.cache_dir, encoder, tokenizer, texts, depth, args.max_length)
+        if not frozen:
+            return states, labels, {}
         features = {name: torch.from_numpy(values) for name, values in pooled_features(upper, None, states).items()}
-        return states, labels, features if frozen else {}
+        return states, labels, features
 
     train, val = {}, {}
     sentiment_texts, sentiment_labels = [], []
