@@ -77,7 +77,9 @@ async def alert_events(request: web.Request) -> web.StreamResponse:
             status, message = describe("alerting", exc.code(), exc.details() or "")
             with contextlib.suppress(ConnectionError):
                 await response.write(frame("problem", {"status": status, "error": message}))
-    except (ConnectionError, asyncio.CancelledError):
+    except ConnectionError:  # the viewer left mid-write: nothing to tell anyone
+        watch.cancel()
+    except asyncio.CancelledError:
         watch.cancel()
         raise
     finally:
