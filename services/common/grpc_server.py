@@ -163,7 +163,7 @@ def channel(target: str, settings: Settings) -> grpc.Channel:
     """A client channel with the same message limits as the servers, TLS (and a client certificate)
     when configured, the bearer token of settings on every call, at most the deadline left to the call
     being served (services/common/deadlines.py), traced when tracing is on."""
-    options = [
+    options: list[tuple[str, int | str]] = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
