@@ -101,6 +101,13 @@ def test_overview_shows_the_agencys_figures_and_charts(page: Page, dashboard_sta
     expect(posts).to_have_text(f"{day:,}".replace(",", "."), timeout=WAIT_MS)
     expect(page.get_by_text(re.compile(r"13\.11\.2026, 00:00 . 14\.11\.2026, 00:00, compared with"))).to_be_visible()
 
+    term = page.locator("section[aria-label='Top emerging terms'] tbody a").first
+    word = term.text_content() or ""
+    term.click()
+    expect(page.locator("li.hit").first).to_be_visible(timeout=WAIT_MS)
+    assert (page.input_value("input[name=q]"), page.input_value("input[name=from]"),
+            page.input_value("input[name=to]")) == (word, "2026-11-13", "2026-11-13")
+
 
 def test_search_finds_posts_with_highlights_and_links(page: Page, dashboard_stack: DashboardStack) -> None:
     page.click("nav >> text=Search")

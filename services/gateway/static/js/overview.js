@@ -102,6 +102,11 @@ function channelsChart(doc) {
   return panel;
 }
 
+// The days of a period as the Search form reads them: from its first day to its last, inclusive.
+function days(period) {
+  return { from: period.from.slice(0, 10), to: new Date(Date.parse(period.to) - 1).toISOString().slice(0, 10) };
+}
+
 function termsList(doc) {
   const section = h("section", { class: "panel", "aria-label": "Top emerging terms" }, h("h2", {}, "Top emerging terms"),
     h("p", { class: "help" }, "Words unusually frequent in this period compared with all of the agency's posts."));
@@ -113,7 +118,7 @@ function termsList(doc) {
   section.append(h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Term"), h("th", { class: "num" }, "Posts in period"),
     h("th", { class: "num" }, "Posts ever"), h("th", {}, "How unusual"))),
   h("tbody", {}, doc.emerging_terms.map((t) => h("tr", {},
-    h("td", {}, h("a", { href: `#/search?${new URLSearchParams({ q: t.key, from: doc.period.from, to: doc.period.to })}` }, t.key)),
+    h("td", {}, h("a", { href: `#/search?${new URLSearchParams({ q: t.key, ...days(doc.period) })}` }, t.key)),
     h("td", { class: "num" }, fmtNumber(t.count)), h("td", { class: "num" }, fmtNumber(t.background_count)),
     h("td", { class: "bar" }, h("div", { class: "meter", role: "img", "aria-label": `${fmtDecimal((100 * t.score) / top)} of 100` },
       h("span", { style: `width:${(100 * t.score) / top}%` }))))))));
