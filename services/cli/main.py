@@ -216,7 +216,7 @@ def classify(
     local: Annotated[bool, typer.Option("--local", help="Run the model in-process, without the stack.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, max=256)] = 64,
 ) -> None:
-    """Read texts, one per line, on stdin; write one JSON object per line with label, scores, language."""
+    """Read texts, one per line, on stdin; write one JSON object per line with label, scores, tone, language."""
     texts = sys.stdin.read().splitlines()
     if local:
         from inference.model import EnrichmentModel
@@ -225,7 +225,9 @@ def classify(
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
             for text, result in zip(chunk, model.enrich(chunk), strict=True):
-                emit(text, result.label, result.scores)
+                tone = result.tone
+                emit(text, result.label, result.scores, tone.emotion, tone.emotion_scores, tone.offensive,
+                     tone.offensive_score)
         return
     inference = stub(inference_pb2_grpc.InferenceServiceStub, settings().inference_target)
     for start in range(0, len(texts), batch_size):
@@ -235,11 +237,17 @@ def classify(
             timeout=settings().rpc_timeout_s,
         )
         for text, enrichment in zip(chunk, reply.enrichments, strict=True):
-            scores = enrichment.sentiment_scores
+            scores, emotions = enrichment.sentiment_scores, enrichment.emotion_scores
             emit(
                 text,
                 post_pb2.SentimentLabel.Name(enrichment.sentiment).removeprefix("SENTIMENT_LABEL_").lower(),
                 {"negative": scores.negative, "neutral": scores.neutral, "positive": scores.positive},
+                "" if enrichment.emotion == post_pb2.EMOTION_UNSPECIFIED
+                else post_pb2.Emotion.Name(enrichment.emotion).removeprefix("EMOTION_").lower(),
+                {"anger": emotions.anger, "joy": emotions.joy, "optimism": emotions.optimism,
+                 "sadness": emotions.sadness},
+                enrichment.offensive,
+                enrichment.offensive_score,
             )
 
 
@@ -256,9 +264,17 @@ def detect_anomalies(
         sys.stdout.write(json.dumps(row) + "\n")
 
 
-def emit(text: str, label: str, scores: dict[str, float]) -> None:
+def emit(
+    text: str, label: str, scores: dict[str, float], emotion: str, emotion_scores: dict[str, float],
+    offensive: bool, offensive_score: float,
+) -> None:
     language, _ = detect_language(text)
-    line = {"label": label, "scores": {k: round(float(v), 4) for k, v in scores.items()}, "language": language}
+    line = {
+        "label": label, "scores": {k: round(float(v), 4) for k, v in scores.items()},
+        "emotion": emotion, "emotion_scores": {k: round(float(v), 4) for k, v in emotion_scores.items()},
+        "offensive": offensive,
+        "offensive_score": round(float(offensive_score), 4), "language": language,
+    }
     sys.stdout.write(json.dumps(line) + "\n")
     sys.stdout.flush()
 
