@@ -172,16 +172,20 @@ def ingest(
 # --- questions out -----------------------------------------------------------------------------
 
 SENTIMENTS = {"negative": 1, "neutral": 2, "positive": 3}
+EMOTIONS = {"anger": 1, "joy": 2, "optimism": 3, "sadness": 4}
 
 
 def search_filters(
-    channel_names: list[str], language: list[str], sentiment: list[str]
+    channel_names: list[str], language: list[str], sentiment: list[str], emotion: list[str] | None = None,
+    offensive: bool = False,
 ) -> search_pb2.SearchFilters:
-    unknown = [s for s in sentiment if s not in SENTIMENTS]
-    if unknown:
-        raise ValueError(f"--sentiment must be one of {', '.join(SENTIMENTS)}, not {unknown[0]!r}")
+    for option, given, allowed in (("--sentiment", sentiment, SENTIMENTS), ("--emotion", emotion or [], EMOTIONS)):
+        unknown = [value for value in given if value not in allowed]
+        if unknown:
+            raise ValueError(f"{option} must be one of {', '.join(allowed)}, not {unknown[0]!r}")
     return search_pb2.SearchFilters(
-        channels=channel_names, languages=language, sentiments=[SENTIMENTS[s] for s in sentiment]  # type: ignore[misc]
+        channels=channel_names, languages=language, sentiments=[SENTIMENTS[s] for s in sentiment],  # type: ignore[misc]
+        emotions=[EMOTIONS[e] for e in emotion or []], offensive_only=offensive,  # type: ignore[misc]
     )
 
 
@@ -193,14 +197,16 @@ def search(
     channel_name: Annotated[list[str], typer.Option("--channel", help="Only this channel.")] = [],  # noqa: B006
     language: Annotated[list[str], typer.Option(help="Only this language.")] = [],  # noqa: B006
     sentiment: Annotated[list[str], typer.Option(help="negative, neutral or positive.")] = [],  # noqa: B006
+    emotion: Annotated[list[str], typer.Option(help="anger, joy, optimism or sadness.")] = [],  # noqa: B006
+    offensive: Annotated[bool, typer.Option("--offensive", help="Only offensive posts.")] = False,
     limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
 ) -> None:
-    """Search posts and print them as a table with their sentiment."""
+    """Search posts and print them as a table with their sentiment and emotion."""
     searcher = stub(search_pb2_grpc.SearchServiceStub, settings().search_target)
     reply = searcher.Search(
         search_pb2.SearchRequest(
             tenant=tenant, query=query, page_size=limit,
-            filters=search_filters(channel_name, language, sentiment),
+            filters=search_filters(channel_name, language, sentiment, emotion, offensive),
         ),
         timeout=settings().rpc_timeout_s,
     )
