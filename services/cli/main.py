@@ -30,7 +30,7 @@ from services.cli import keys as keys_cli
 from services.cli import render, trace, trends
 from services.cli import sources as sources_cli
 from services.cli.common import console, fail, friendly_errors, stub
-from services.cli.stack import Stack
+from services.cli.stack import Stack, dashboard_url
 from services.common.language import detect_language
 from services.common.otlp_receiver import store_dir
 from services.common.post_files import count_records, iter_posts
@@ -312,6 +312,8 @@ def demo(
     for tenant in tenants:
         render.alert_table(console, tenant, alerting.ListAlerts(alerting_pb2.ListAlertsRequest(tenant=tenant)).alerts)
     render.next_steps(console, tenants)
+    console.print(f"Dashboard: [bold]{dashboard_url(settings(), tenants[0] if tenants else '')}[/bold] "
+                  "(pick another agency at the top of the page)")
 
 
 if __name__ == "__main__":
