@@ -16,7 +16,6 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from civic.listening.v1 import alerting_pb2
 from services.alerting.store import AlertStore
-from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +42,6 @@ MAPPINGS: dict[str, Any] = {
     },
 }
 INDEX_SETTINGS = {"number_of_shards": 1, "auto_expand_replicas": "0-1"}
-
-
-def connect(settings: Settings) -> Elasticsearch:
-    """A client for settings.es_url with whichever credentials are configured (as search does)."""
-    options: dict[str, Any] = {"request_timeout": 10, "max_retries": 1, "retry_on_timeout": True}
-    if settings.es_username:
-        options["basic_auth"] = (settings.es_username, settings.es_password)
-    if settings.es_api_key:
-        options["api_key"] = settings.es_api_key
-    if settings.es_ca_certs:
-        options["ca_certs"] = settings.es_ca_certs
-    return Elasticsearch(settings.es_url, **options)
 
 
 def index_name(prefix: str, tenant: str) -> str:

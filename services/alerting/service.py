@@ -32,7 +32,7 @@ from services.alerting.rules import (
 from services.alerting.silences import Silences, silenced_by
 from services.alerting.store import AlertStore
 from services.alerting.webhooks import Webhooks
-from services.common import boolean_query, telemetry
+from services.common import boolean_query, elasticsearch_client, telemetry
 from services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from services.common.settings import Settings
 from services.common.validation import require_channel, require_tenant
@@ -111,7 +111,8 @@ class Alerting:
         self._loops.append(Loop("alerting-notify", settings.alerting_tick_s, lambda: self._notify(notifier)).start())
         if settings.alerts_index_prefix:
             index = es_copy.AlertIndex(
-                self.store, es_copy.connect(settings), settings.alerts_index_prefix, settings.es_refresh_on_index
+                self.store, elasticsearch_client.connect(settings), settings.alerts_index_prefix,
+                settings.es_refresh_on_index,
             )
             self._loops.append(Loop("alerting-es-copy", settings.alerting_tick_s, index.drain).start())
 

@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
-from elasticsearch import Elasticsearch
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from services.common import elasticsearch_client
 from services.common.audit import AuditLog, describe
 from services.common.auth import (
     Authenticator,
@@ -56,17 +56,6 @@ def retry_status(message: str, wait_s: float) -> grpc.Status:
     return _Status(rich.code, rich.details, (*rich.trailing_metadata, ("retry-after", str(math.ceil(wait_s)))))
 
 
-def elasticsearch_client(settings: Settings) -> Elasticsearch:
-    options: dict[str, Any] = {"request_timeout": 10, "max_retries": 1}
-    if settings.es_username:
-        options["basic_auth"] = (settings.es_username, settings.es_password)
-    if settings.es_api_key:
-        options["api_key"] = settings.es_api_key
-    if settings.es_ca_certs:
-        options["ca_certs"] = settings.es_ca_certs
-    return Elasticsearch(settings.es_url, **options)
-
-
 class Security:
     """The interceptor and what it owns (authenticator, rate limiter, audit writer)."""
 
@@ -76,7 +65,7 @@ class Security:
         self.limiter = (
             RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst) if settings.rate_limit_per_s > 0 else None
         )
-        self.audit = AuditLog(settings, elasticsearch_client(settings)) if settings.audit_index else None
+        self.audit = AuditLog(settings, elasticsearch_client.connect(settings)) if settings.audit_index else None
         self.interceptor = SecurityInterceptor(self)
 
     @staticmethod

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
+from services.common import elasticsearch_client
 from services.common.errors import InvalidArgument, ResourceExhausted, Unavailable
 from services.common.settings import Settings
 
 
 def connect(settings: Settings) -> Elasticsearch:
-    """A client for settings.es_url with whichever credentials are configured."""
-    options: dict[str, Any] = {"request_timeout": 30, "max_retries": 3, "retry_on_timeout": True}
-    if settings.es_username:
-        options["basic_auth"] = (settings.es_username, settings.es_password)
-    if settings.es_api_key:
-        options["api_key"] = settings.es_api_key
-    if settings.es_ca_certs:
-        options["ca_certs"] = settings.es_ca_certs
-    return Elasticsearch(settings.es_url, **options)
+    """The search service's client: bulk writes of a full batch get time and retries to succeed."""
+    return elasticsearch_client.connect(settings, request_timeout=30, max_retries=3)
 
 
 @contextlib.contextmanager
