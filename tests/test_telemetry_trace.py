@@ -135,12 +135,22 @@ def test_one_trace_covers_every_hop(stack: Stack, otlp_receiver: Received, tenan
 
     otlp_receiver.wait_for("alerting span", lambda: has("evaluate_posts") and has("model.enrich"))
     ingest_span = next(s for s in otlp_receiver.spans() if post_id in s["attributes"].get("civic.post_ids", []))
-    trace = {s["span_id"]: s for s in otlp_receiver.spans() if s["trace_id"] == ingest_span["trace_id"]}
     root = ["ingestion", "ingestion"], [INGEST, "ingest_posts"]
+    trace: dict[str, dict[str, Any]] = {}
 
     def ends_in_ingest(span: dict[str, Any]) -> bool:
         tail = chain(trace, span)[-2:]
         return [s for s, _ in tail] == root[0] and [n for _, n in tail] == list(reversed(root[1]))
+
+    def every_hop_exported() -> bool:
+        """Each process exports in its own batches: wait until every leaf's parents have arrived too."""
+        trace.clear()
+        trace.update({s["span_id"]: s for s in otlp_receiver.spans() if s["trace_id"] == ingest_span["trace_id"]})
+        leaves = [s for s in trace.values() if s["name"] in {"model.enrich", "evaluate_posts"}]
+        leaves += [s for s in trace.values() if s["attributes"].get("db.system") == "elasticsearch"]
+        return len(leaves) >= 3 and all(ends_in_ingest(leaf) for leaf in leaves)
+
+    otlp_receiver.wait_for("every hop's spans", every_hop_exported, timeout_s=30)
 
     # Every hop of the restarted forwarder's work, each with its parent chain back to the ingest call.
     model = next(s for s in trace.values() if s["name"] == "model.enrich")
