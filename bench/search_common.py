@@ -1,5 +1,8 @@
 """What both search benchmarks share: a private local Elasticsearch, a search server on it, and a
-deterministic set of enriched posts (texts from a small vocabulary, 384-dim unit embeddings)."""
+deterministic set of enriched posts (texts from a small vocabulary, 384-dim unit embeddings).
+
+The search server runs as its own process (`python -m services.search`), as it is deployed, so the
+benchmark's client and the server do not share one interpreter and its lock."""
 
 from __future__ import annotations
 
@@ -14,12 +17,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from civic.listening.v1 import post_pb2, search_pb2_grpc
 from services.common.elasticsearch_local import LocalElasticsearch, ensure_installed
 from services.common.grpc_server import channel
-from services.common.launch import free_port
+from services.common.launch import free_port, spawn, stop_pid, wait_healthy
 from services.common.settings import CACHE_DIR, Settings
-from services.search.client import connect
-from services.search.indexing import Indexer
-from services.search.server import build_server
-from services.search.service import Searcher
 
 WORDS = [
     "bus", "route", "late", "delay", "metro", "station", "pothole", "street", "light", "park", "passport",
@@ -61,7 +60,7 @@ def make_posts(tenant: str, count: int, seed: int = 7) -> list[post_pb2.Enriched
 
 @contextlib.contextmanager
 def local_stack(heap: str = "1g") -> Iterator[tuple[Settings, search_pb2_grpc.SearchServiceStub]]:
-    """A fresh Elasticsearch node and an in-process search server on it, both gone afterwards."""
+    """A fresh Elasticsearch node and a search server process on it, both gone afterwards."""
     settings = Settings()
     with tempfile.TemporaryDirectory(prefix="civic-bench-") as data:
         node = LocalElasticsearch(home=ensure_installed(settings.es_version, CACHE_DIR), data_dir=Path(data),
@@ -71,14 +70,14 @@ def local_stack(heap: str = "1g") -> Iterator[tuple[Settings, search_pb2_grpc.Se
         try:
             node.wait_ready(timeout_s=240)
             settings = Settings(es_url=node.url)
-            es = connect(settings)
-            server = build_server(settings, Indexer(es, settings.index_prefix, refresh=False),
-                                  Searcher(es, settings.index_prefix), port=0).start()
+            port = free_port()
+            server = spawn(["services.search"], {"ES_URL": node.url, "CIVIC_SEARCH_PORT": str(port)},
+                           Path(data) / "search.log")
             try:
-                with channel(f"127.0.0.1:{server.port}", settings) as chan:
+                wait_healthy(f"127.0.0.1:{port}", 60, process=server)
+                with channel(f"127.0.0.1:{port}", settings) as chan:
                     yield settings, search_pb2_grpc.SearchServiceStub(chan)
             finally:
-                server.stop()
-                es.close()
+                stop_pid(server.pid)
         finally:
             node.stop()

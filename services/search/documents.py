@@ -7,8 +7,11 @@ field names are the ones docs/search-mapping.md documents, not protobuf's.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from civic.listening.v1 import post_pb2
 from services.search.mapping import LANGUAGE_ANALYZERS
@@ -26,6 +29,7 @@ EMOTION_NAMES = {
     post_pb2.EMOTION_SADNESS: "sadness",
 }
 EMOTION_LABELS = {name: label for label, name in EMOTION_NAMES.items()}
+_FINER_THAN_MICROSECONDS = re.compile(r"\.\d{7}")
 
 
 def document_id(tenant: str, channel: str, post_id: str) -> str:
@@ -128,7 +132,7 @@ def from_document(source: dict[str, Any]) -> post_pb2.EnrichedPost:
         redactions=source.get("redactions", 0),
     )
     if source.get("created_at"):
-        post.created_at.FromJsonString(source["created_at"])
+        _read_timestamp(source["created_at"], post.created_at)
     if source.get("geo"):
         post.geo.lat, post.geo.lon = source["geo"]["lat"], source["geo"]["lon"]
     versions = source.get("model_versions", {})
@@ -157,3 +161,12 @@ def from_document(source: dict[str, Any]) -> post_pb2.EnrichedPost:
     if source.get("emotion_scores"):
         enrichment.emotion_scores.CopyFrom(post_pb2.EmotionScores(**source["emotion_scores"]))
     return post_pb2.EnrichedPost(post=post, enrichment=enrichment)
+
+
+def _read_timestamp(text: str, target: Timestamp) -> None:
+    """Every hit carries one, and datetime's ISO parser is ~5x faster than protobuf's strptime;
+    protobuf's parser keeps the nanoseconds datetime cannot hold."""
+    if _FINER_THAN_MICROSECONDS.search(text):
+        target.FromJsonString(text)
+    else:
+        target.FromDatetime(datetime.fromisoformat(text))
