@@ -110,57 +110,56 @@ def _tone(enrichment: post_pb2.Enrichment) -> dict[str, Any]:
 
 def from_document(source: dict[str, Any]) -> post_pb2.EnrichedPost:
     """The EnrichedPost a document was made from (the embedding only when the source has it)."""
+    enriched = post_pb2.EnrichedPost()
+    read_document(source, enriched)
+    return enriched
+
+
+def read_document(source: dict[str, Any], into: post_pb2.EnrichedPost) -> None:
+    """from_document, written into a message that already sits in a response: building the post
+    apart and handing it over would copy it once per level, for every hit of every search."""
+    post, enrichment = into.post, into.enrichment
+    post.id, post.tenant, post.channel = source["post_id"], source["tenant"], source["channel"]
+    post.source = source.get("source", "")
     author = source.get("author", {})
+    post.author.SetInParent()
+    post.author.id, post.author.name = author.get("id", ""), author.get("name", "")
+    post.author.follower_count = author.get("follower_count", 0)
+    post.text, post.display_text = source.get("text", ""), source.get("display_text", "")
+    post.language, post.language_confidence = source.get("language", ""), source.get("language_confidence", 0.0)
+    post.url = source.get("url", "")
     engagement = source.get("engagement", {})
-    post = post_pb2.Post(
-        id=source["post_id"],
-        tenant=source["tenant"],
-        channel=source["channel"],
-        source=source.get("source", ""),
-        author=post_pb2.Author(
-            id=author.get("id", ""), name=author.get("name", ""), follower_count=author.get("follower_count", 0)
-        ),
-        text=source.get("text", ""),
-        display_text=source.get("display_text", ""),
-        language=source.get("language", ""),
-        language_confidence=source.get("language_confidence", 0.0),
-        url=source.get("url", ""),
-        engagement=post_pb2.Engagement(
-            likes=engagement.get("likes", 0), shares=engagement.get("shares", 0), replies=engagement.get("replies", 0)
-        ),
-        near_duplicate=source.get("near_duplicate", False),
-        redactions=source.get("redactions", 0),
-    )
+    post.engagement.SetInParent()
+    post.engagement.likes, post.engagement.shares = engagement.get("likes", 0), engagement.get("shares", 0)
+    post.engagement.replies = engagement.get("replies", 0)
+    post.near_duplicate, post.redactions = source.get("near_duplicate", False), source.get("redactions", 0)
     if source.get("created_at"):
         _read_timestamp(source["created_at"], post.created_at)
     if source.get("geo"):
         post.geo.lat, post.geo.lon = source["geo"]["lat"], source["geo"]["lon"]
+    enrichment.sentiment = SENTIMENT_LABELS.get(source.get("sentiment", ""), post_pb2.SENTIMENT_LABEL_UNSPECIFIED)
+    for relevance in source.get("relevance", []):
+        enrichment.relevance.add(topic=relevance["topic"], score=relevance["score"])
+    enrichment.topic = source.get("topic", "")
+    enrichment.embedding.extend(source.get("embedding", []))
     versions = source.get("model_versions", {})
-    enrichment = post_pb2.Enrichment(
-        sentiment=SENTIMENT_LABELS.get(source.get("sentiment", ""), post_pb2.SENTIMENT_LABEL_UNSPECIFIED),
-        relevance=[post_pb2.TopicRelevance(topic=r["topic"], score=r["score"]) for r in source.get("relevance", [])],
-        topic=source.get("topic", ""),
-        embedding=source.get("embedding", []),
-        model_versions=post_pb2.ModelVersions(
-            encoder=versions.get("encoder", ""),
-            sentiment=versions.get("sentiment", ""),
-            relevance=versions.get("relevance", ""),
-            tone=versions.get("tone", ""),
-        ),
-        emotion=EMOTION_LABELS.get(source.get("emotion", ""), post_pb2.EMOTION_UNSPECIFIED),
-        offensive=source.get("offensive", False),
-        offensive_score=source.get("offensive_score", 0.0),
-    )
+    enrichment.model_versions.SetInParent()
+    enrichment.model_versions.encoder = versions.get("encoder", "")
+    enrichment.model_versions.sentiment = versions.get("sentiment", "")
+    enrichment.model_versions.relevance = versions.get("relevance", "")
+    enrichment.model_versions.tone = versions.get("tone", "")
+    enrichment.emotion = EMOTION_LABELS.get(source.get("emotion", ""), post_pb2.EMOTION_UNSPECIFIED)
+    enrichment.offensive = source.get("offensive", False)
+    enrichment.offensive_score = source.get("offensive_score", 0.0)
     if source.get("sentiment_scores"):
         scores = source["sentiment_scores"]
-        enrichment.sentiment_scores.CopyFrom(
-            post_pb2.SentimentScores(
-                negative=scores["negative"], neutral=scores["neutral"], positive=scores["positive"]
-            )
-        )
+        enrichment.sentiment_scores.negative = scores["negative"]
+        enrichment.sentiment_scores.neutral = scores["neutral"]
+        enrichment.sentiment_scores.positive = scores["positive"]
     if source.get("emotion_scores"):
-        enrichment.emotion_scores.CopyFrom(post_pb2.EmotionScores(**source["emotion_scores"]))
-    return post_pb2.EnrichedPost(post=post, enrichment=enrichment)
+        enrichment.emotion_scores.SetInParent()
+        for emotion, score in source["emotion_scores"].items():
+            setattr(enrichment.emotion_scores, emotion, score)
 
 
 def _read_timestamp(text: str, target: Timestamp) -> None:

@@ -18,7 +18,7 @@ from elasticsearch import Elasticsearch
 
 from civic.listening.v1 import search_pb2
 from services.common.errors import InvalidArgument
-from services.search.documents import from_document
+from services.search.documents import read_document
 from services.search.queries import bool_query, filter_clauses, page_size, text_query
 
 MAX_TEXT_CHARS = 1000
@@ -47,14 +47,13 @@ def semantic_search(
     response = search_pb2.SemanticSearchResponse(encoder=encoder)
     if not hybrid:
         for hit in nearest:
-            response.hits.append(search_pb2.SearchHit(post=from_document(hit["_source"]), score=hit["_score"]))
+            read_document(hit["_source"], response.hits.add(score=hit["_score"]).post)
         return response
     matched = es.search(index=alias, query=bool_query(request.tenant, request.query, request.filters), size=k,
                         highlight={"fields": {"text": {}, "text_*": {}}}, **search_options)["hits"]["hits"]
     for hit, score in fuse([nearest, matched])[:k]:
         fragments = list(dict.fromkeys(f for field in hit.get("highlight", {}).values() for f in field))
-        response.hits.append(search_pb2.SearchHit(post=from_document(hit["_source"]), score=score,
-                                                  highlights=fragments))
+        read_document(hit["_source"], response.hits.add(score=score, highlights=fragments).post)
     return response
 
 

@@ -11,7 +11,7 @@ from services.common.errors import InvalidArgument, NotFound, Unavailable
 from services.common.validation import require_channel, require_tenant
 from services.search import aggregations, semantic
 from services.search.client import elasticsearch_errors
-from services.search.documents import document_id, from_document
+from services.search.documents import document_id, from_document, read_document
 from services.search.mapping import TEXT_FIELDS, alias_name
 from services.search.queries import (
     bool_query,
@@ -64,13 +64,8 @@ class Searcher:
         hits = reply["hits"]["hits"]
         response = search_pb2.SearchResponse(total=reply["hits"]["total"]["value"])
         for hit in hits:
-            response.hits.append(
-                search_pb2.SearchHit(
-                    post=from_document(hit["_source"]),
-                    score=hit.get("_score") or 0.0,
-                    highlights=_highlights(hit.get("highlight", {})),
-                )
-            )
+            found = response.hits.add(score=hit.get("_score") or 0.0, highlights=_highlights(hit.get("highlight", {})))
+            read_document(hit["_source"], found.post)
         if len(hits) == body["size"]:
             response.next_page_token = encode_page_token(request.sort, hits[-1]["sort"])
         return response
