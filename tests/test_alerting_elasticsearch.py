@@ -5,6 +5,7 @@ service), with their lifecycle, and stay searchable there."""
 # ruff: noqa: F811 - the fixtures are imported from the gRPC tests
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from typing import Any
@@ -68,3 +69,27 @@ def test_alerts_reach_elasticsearch_after_an_outage_and_a_restart(
     assert by_label == 2
     mapping = es.indices.get_mapping(index=index)[index]["mappings"]
     assert mapping["dynamic"] == "strict" and mapping["properties"]["labels"] == MAPPINGS["properties"]["labels"]
+    factors = {factor["name"]: factor for factor in acked["priority_factors"]}
+    assert set(factors) == {factor.name for factor in fired[0].priority_factors}
+    assert all(factors[f.name]["reason"] == f.reason and f.reason for f in fired[0].priority_factors)
+
+
+def test_an_alerts_index_from_an_earlier_release_gains_the_new_fields(
+    start: Callable[..., Running], elasticsearch_url: str, tenant: str
+) -> None:
+    es = Elasticsearch(elasticsearch_url)
+    index = f"civic-alerts-{tenant}"
+    older = copy.deepcopy(MAPPINGS)
+    del older["properties"]["priority_factors"]["properties"]["reason"]
+    es.indices.create(index=index, mappings=older)
+    running = start(es_url=elasticsearch_url, alerts_index_prefix="civic-alerts", alerting_tick_s=0.05,
+                    es_refresh_on_index=True)
+    running.put(rule("holes", "query_match", tenant=tenant, query="pothole"))
+    fired = list(running.evaluate([enriched("p1", MONDAY, "pothole on 5th", tenant=tenant)]).fired)
+    deadline = time.monotonic() + 30
+    while count(es, index) < 1:
+        assert time.monotonic() < deadline, "the alert did not reach the older index"
+        time.sleep(0.1)
+    running.close()
+    stored = es.get(index=index, id=fired[0].id)["_source"]
+    assert [factor["reason"] for factor in stored["priority_factors"]] == [f.reason for f in fired[0].priority_factors]

@@ -34,7 +34,8 @@ MAPPINGS: dict[str, Any] = {
         "assigned_at": DATE, "escalated_at": DATE,
         "post_count": {"type": "long"}, "sample_post_ids": KEYWORD, "priority": {"type": "float"},
         "priority_factors": {
-            "properties": {"name": KEYWORD, "value": {"type": "float"}, "weight": {"type": "float"}}
+            "properties": {"name": KEYWORD, "value": {"type": "float"}, "weight": {"type": "float"},
+                           "reason": {"type": "text"}}
         },
         "labels": {"type": "flattened"},
         "resolved_by": KEYWORD, "acknowledged_by": KEYWORD, "assignee": KEYWORD, "assigned_by": KEYWORD,
@@ -62,7 +63,8 @@ def document(alert: alerting_pb2.Alert) -> dict[str, Any]:
         "state": alerting_pb2.AlertState.Name(alert.state).removeprefix("ALERT_STATE_").lower(),
         "summary": alert.summary, "post_count": alert.post_count, "sample_post_ids": list(alert.sample_post_ids),
         "priority": alert.priority,
-        "priority_factors": [{"name": f.name, "value": f.value, "weight": f.weight} for f in alert.priority_factors],
+        "priority_factors": [{"name": f.name, "value": f.value, "weight": f.weight, "reason": f.reason}
+                             for f in alert.priority_factors],
         "labels": dict(alert.labels), "resolved_by": alert.resolved_by, "acknowledged_by": alert.acknowledged_by,
         "assignee": alert.assignee, "assigned_by": alert.assigned_by, "term": alert.term,
     }
@@ -117,7 +119,10 @@ class AlertIndex:
     def _ensure_index(self, name: str) -> None:
         if name in self._created:
             return
-        if not self.es.indices.exists(index=name):
+        if self.es.indices.exists(index=name):
+            # An index made by an older release lacks the newer fields, which its strict mapping refuses.
+            self.es.indices.put_mapping(index=name, properties=MAPPINGS["properties"])
+        else:
             try:
                 self.es.indices.create(index=name, mappings=MAPPINGS, settings=INDEX_SETTINGS)
             except ApiError as exc:
