@@ -1,12 +1,16 @@
 """Enrichment throughput: the model in-process and behind Ray Serve, side by side in one run.
 
-    .venv/bin/python bench/inference_throughput.py [--batch-sizes 8 32] [--posts 512] [--quantize]
+    .venv/bin/python bench/inference_throughput.py [--batch-sizes 8 32] [--posts 512]
+        [--variants torch-fp32 torch-int8 onnx-fp32 onnx-int8] [--serve onnx-int8] [--skip-serve]
 
 Posts are UMSAB English validation tweets (~30 tokens). In-process: EnrichmentModel.enrich on
-batches of the given size, one after the other. Ray Serve: `python -m inference` started on free
-ports with the same settings (batch size included), fed Enrich requests of that size by two
-concurrent clients over gRPC, so that the next batch queues while one runs. Prints posts/s, p50 and
-p99 latency per batch (per request for Serve) and the Serve / in-process ratio.
+batches of the given size, one after the other, for each variant (runtime and precision: torch fp32,
+torch int8 dynamic quantization, ONNX Runtime fp32 and int8). Ray Serve: `python -m inference`
+started on free ports with the same settings (batch size included) and the --serve variant, fed
+Enrich requests of that size by two concurrent clients over gRPC, so that the next batch queues while
+one runs. Prints posts/s, p50 and p99 latency per batch (per request for Serve), each variant's speed
+relative to torch fp32, the Serve / in-process ratio, and the load average (the machine may be shared:
+compare variants within one run).
 """
 
 from __future__ import annotations
@@ -23,11 +27,21 @@ import grpc
 
 from civic.listening.v1 import inference_pb2, inference_pb2_grpc, post_pb2
 from inference.model import EnrichmentModel
+from inference.runtime import VARIANTS
 from inference.train_sentiment import DEFAULT_DATA_DIR, read_lines
 from services.common.launch import free_port, spawn, stop_pid
 from services.common.settings import Settings
 
 STARTUP_LIMIT_S = 300.0
+
+
+def variant_settings(name: str, batch_size: int) -> Settings:
+    runtime, quantize = VARIANTS[name]
+    return Settings(inference_max_batch_size=batch_size, inference_runtime=runtime, inference_quantize=quantize)
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -37,7 +51,7 @@ def percentile(values: list[float], share: float) -> float:
 
 def report(name: str, posts: int, seconds: float, latencies: list[float]) -> float:
     rate = posts / seconds
-    print(f"  {name:<12} {rate:7.1f} posts/s   p50 {1000 * statistics.median(latencies):7.0f} ms   "
+    print(f"  {name:<22} {rate:7.1f} posts/s   p50 {1000 * statistics.median(latencies):7.0f} ms   "
           f"p99 {1000 * percentile(latencies, 0.99):7.0f} ms", flush=True)
     return rate
 
@@ -77,11 +91,12 @@ def served(target: str, texts: list[str], batch_size: int, clients: int = 2) -> 
         return time.perf_counter() - started, latencies
 
 
-def start_server(batch_size: int, quantize: bool, log_path: Path) -> tuple[int, str]:
+def start_server(batch_size: int, variant: str, log_path: Path) -> tuple[int, str]:
     port = free_port()
+    runtime, quantize = VARIANTS[variant]
     env = {"CIVIC_INFERENCE_PORT": str(port), "CIVIC_INFERENCE_HTTP_PORT": str(free_port()),
            "CIVIC_RAY_ADDRESS": "local", "CIVIC_INFERENCE_MAX_BATCH_SIZE": str(batch_size),
-           "CIVIC_INFERENCE_QUANTIZE": str(quantize).lower()}
+           "CIVIC_INFERENCE_RUNTIME": runtime, "CIVIC_INFERENCE_QUANTIZE": str(quantize).lower()}
     process = spawn(["inference"], env, log_path)
     target = f"127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_LIMIT_S
@@ -103,32 +118,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--posts", type=int, default=512)
-    parser.add_argument("--quantize", action="store_true", help="int8 on CPU (CIVIC_INFERENCE_QUANTIZE)")
-    parser.add_argument("--skip-serve", action="store_true", help="in-process fp32 and int8 only")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--serve", choices=list(VARIANTS), default="onnx-int8", help="the variant behind Serve")
+    parser.add_argument("--skip-serve", action="store_true", help="in-process variants only")
     args = parser.parse_args()
     tweets = read_lines(DEFAULT_DATA_DIR / "umsab" / "english" / "val_text.txt")
     texts = [tweets[i % len(tweets)] for i in range(args.posts)]
-    print(f"{len(texts)} posts, {os.cpu_count()} cores, torch threads = cores", flush=True)
+    print(f"{len(texts)} posts, {os.cpu_count()} cores, threads = cores, load average {load_average()}", flush=True)
+    for variant in args.variants:  # any export into the model cache happens here, not in a timed run
+        EnrichmentModel.from_settings(variant_settings(variant, 1))
     for batch_size in args.batch_sizes:
         print(f"batch size {batch_size}:", flush=True)
         rates = {}
-        for quantize in (False, True):
-            model = EnrichmentModel.from_settings(Settings(inference_max_batch_size=batch_size,
-                                                           inference_quantize=quantize))
-            name = "int8" if quantize else "fp32"
-            rates[name] = report(f"in-process {name}", len(texts), *in_process(model, texts, batch_size))
+        for variant in args.variants:
+            model = EnrichmentModel.from_settings(variant_settings(variant, batch_size))
+            rates[variant] = report(f"in-process {variant}", len(texts), *in_process(model, texts, batch_size))
             del model
-        print(f"  int8 / fp32 in-process: {rates['int8'] / rates['fp32']:.2f}x", flush=True)
+        if "torch-fp32" in rates:
+            print("  / torch-fp32: " + ", ".join(f"{name} {rate / rates['torch-fp32']:.2f}x"
+                                                 for name, rate in rates.items() if name != "torch-fp32"))
+        print(f"  load average {load_average()}", flush=True)
         if args.skip_serve:
             continue
-        name = "int8" if args.quantize else "fp32"
         with tempfile.TemporaryDirectory() as folder:
-            pid, target = start_server(batch_size, args.quantize, Path(folder) / "inference.log")
+            pid, target = start_server(batch_size, args.serve, Path(folder) / "inference.log")
             try:
-                serve_rate = report(f"Serve {name}", len(texts), *served(target, texts, batch_size))
+                serve_rate = report(f"Serve {args.serve}", len(texts), *served(target, texts, batch_size))
             finally:
                 stop_pid(pid)
-        print(f"  Serve / in-process ({name}): {serve_rate / rates[name]:.2f}", flush=True)
+        if args.serve in rates:
+            print(f"  Serve / in-process ({args.serve}): {serve_rate / rates[args.serve]:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """Sentiment accuracy of the SHIPPED model, through the code behind `civic classify --local`.
 
     .venv/bin/python bench/sentiment_accuracy.py                # settings from the environment
-    .venv/bin/python bench/sentiment_accuracy.py --compare-int8 # fp32 and int8 side by side
+    .venv/bin/python bench/sentiment_accuracy.py --compare-int8 # torch fp32 and the int8 paths side by side
+    .venv/bin/python bench/sentiment_accuracy.py --variants torch-fp32 onnx-fp32 onnx-int8
 
 Runs inference.model.EnrichmentModel (what `civic classify --local` and the Ray Serve replicas run)
 on the UMSAB validation splits of the 8 languages and on the TweetEval validation tweets that do not
 appear in UMSAB English train, and prints macro-F1 per language, its mean, and TweetEval's
-macro-averaged recall. Test splits are never read.
+macro-averaged recall; with several variants (runtime and precision, as in
+bench/inference_throughput.py), each one's difference to the first. Test splits are never read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.model import LABELS, EnrichmentModel
+from inference.runtime import VARIANTS
 from inference.train_sentiment import DEFAULT_DATA_DIR, LANGUAGES, load_split, macro_f1, macro_recall, read_lines
 from services.common.settings import Settings
 
@@ -41,10 +44,13 @@ def evaluate(model: EnrichmentModel, data_dir: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    parser.add_argument("--compare-int8", action="store_true", help="evaluate fp32 and int8 in one run")
+    parser.add_argument("--compare-int8", action="store_true",
+                        help="torch fp32, torch int8 and ONNX Runtime int8 in one run")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="these variants in one run")
     args = parser.parse_args()
-    variants = {"fp32": Settings(inference_quantize=False), "int8": Settings(inference_quantize=True)} \
-        if args.compare_int8 else {"as configured": Settings()}
+    names = ["torch-fp32", "torch-int8", "onnx-int8"] if args.compare_int8 else args.variants
+    variants = {name: Settings(inference_runtime=VARIANTS[name][0], inference_quantize=VARIANTS[name][1])
+                for name in names} if names else {"as configured": Settings()}
     rows = {}
     for name, settings in variants.items():
         started = time.monotonic()
@@ -59,8 +65,10 @@ def main() -> None:
     for name, figures in rows.items():
         cells = [f"{100 * figures[key]:.1f}" for key in (*LANGUAGES, "mean", "tweeteval")]
         print(f"| {name} | " + " | ".join(cells) + " |")
-    if len(rows) == 2:
-        print(f"\nint8 - fp32 mean macro-F1: {100 * (rows['int8']['mean'] - rows['fp32']['mean']):+.2f}")
+    first, *others = rows
+    for name in others:
+        print(f"{name} - {first}: mean macro-F1 {100 * (rows[name]['mean'] - rows[first]['mean']):+.2f}, "
+              f"TweetEval recall {100 * (rows[name]['tweeteval'] - rows[first]['tweeteval']):+.2f}")
 
 
 if __name__ == "__main__":

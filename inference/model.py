@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import torch
 from safetensors.torch import load_file
 from tokenizers import Tokenizer
-from transformers import BertModel
 
-from inference.encoder import ENCODER_VERSION, load_encoder
+from inference.encoder import ENCODER_VERSION, build_into, load_encoder
 from inference.relevance import (
     ARTIFACTS_DIR,
     TOPIC_THRESHOLD,
@@ -33,12 +33,12 @@ from inference.relevance import (
     load_topics,
     topics_checksum,
 )
-from inference.tone import EMOTIONS, NO_TONE, TONE_FILE, Tone, ToneHeads, load_tone_heads, tone_of
-from inference.tower import SentimentTower, attention_bias, load_tower, masked_mean, run_layers
+from inference.runtime import EncoderPass, OnnxPass, Runtime, export_graph, graph_path, padded
+from inference.tone import NO_TONE, TONE_FILE, Tone, ToneHeads, load_tone_heads, tone_of
+from inference.tower import load_tower
 from services.common.settings import Settings
 
 M = TypeVar("M", bound=torch.nn.Module)
-PAD_ID = 1  # XLM-R's <pad>
 
 LABELS = ("negative", "neutral", "positive")
 SENTIMENT_HEAD_FILE = ARTIFACTS_DIR / "sentiment_head.safetensors"
@@ -104,9 +104,9 @@ def _is_ffn_output(name: str) -> bool:
 class EnrichmentModel:
     def __init__(
         self,
-        encoder: BertModel,
+        encoder_pass: EncoderPass | OnnxPass,
         tokenizer: Tokenizer,
-        sentiment: SentimentTower | torch.nn.Linear,
+        head: torch.nn.Linear | None,
         topics: dict[str, str],
         background: Background,
         *,
@@ -115,17 +115,13 @@ class EnrichmentModel:
         batch_size: int,
         versions: dict[str, str],
     ) -> None:
-        self._embeddings = encoder.embeddings
-        # The tower branches off below the encoder's top layers: those layers run once per post for both.
-        depth = len(sentiment.layers) if isinstance(sentiment, SentimentTower) else 0
-        split = encoder.config.num_hidden_layers - depth
-        self._lower, self._upper = encoder.encoder.layer[:split], encoder.encoder.layer[split:]
+        """head: the linear sentiment head over the embedding, for a pass without a sentiment tower."""
+        self._pass = encoder_pass
         self._tokenizer = tokenizer
         tokenizer.enable_truncation(max_seq_length)
         self._batch_size = batch_size
-        self._device = encoder.device
-        self._sentiment = sentiment
-        if tone is not None and "tower" in tone.features and not isinstance(sentiment, SentimentTower):
+        self._head = head
+        if tone is not None and "tower" in tone.features and head is not None:
             raise ValueError("these tone heads read the sentiment tower's output, and no tower is loaded")
         self._tone = tone
         descriptions = [PASSAGE_PREFIX + description for description in topics.values()]
@@ -134,41 +130,34 @@ class EnrichmentModel:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EnrichmentModel:
-        torch.set_num_threads(settings.torch_threads or os.cpu_count() or 1)
-        encoder, tokenizer = load_encoder(settings.model_cache_dir)
-        sentiment: SentimentTower | torch.nn.Linear
-        if SENTIMENT_TOWER_FILE.exists():
-            sentiment, version = load_tower(SENTIMENT_TOWER_FILE, encoder), "umsab-tower"
-            digest = short_sha256(SENTIMENT_TOWER_FILE)
+        threads = settings.torch_threads or os.cpu_count() or 1
+        torch.set_num_threads(threads)
+        # CUDA keeps the torch fp16 path, whatever the runtime setting says.
+        runtime: Runtime = "torch" if torch.cuda.is_available() else settings.inference_runtime
+        tower_file = SENTIMENT_TOWER_FILE if SENTIMENT_TOWER_FILE.exists() else None
+        head = None if tower_file is not None else load_sentiment_head()
+        encoder_pass: EncoderPass | OnnxPass
+        if runtime == "torch":
+            encoder_pass, tokenizer, quantize = _torch_pass(settings, tower_file)
+            encoder_version = ENCODER_VERSION + ("+int8" if quantize else "")
         else:
-            sentiment, version = load_sentiment_head(), "umsab-logreg"
-            digest = short_sha256(SENTIMENT_HEAD_FILE)
+            encoder_pass, tokenizer = _onnx_pass(settings, tower_file, runtime, threads)
+            encoder_version = f"{ENCODER_VERSION}+{runtime}"
         # The tone heads read the tower's pooled output, so they ship and load together with it.
-        tone = load_tone_heads() if TONE_FILE.exists() and isinstance(sentiment, SentimentTower) else None
-        if torch.cuda.is_available():
-            # Half precision halves memory and doubles throughput on GPUs; linear heads stay fp32 (and
-            # a head over the embedding stays on the CPU, where the embeddings are gathered).
-            typing.cast(torch.nn.Module, encoder).to(device="cuda", dtype=torch.float16)  # in place
-            if isinstance(sentiment, SentimentTower):
-                sentiment.to(device="cuda")
-                sentiment.layers.to(dtype=torch.float16)
-            if tone is not None:
-                tone.to(device="cuda")
-        quantize = settings.inference_quantize and not torch.cuda.is_available()
-        if quantize:
-            quantized(encoder.encoder)
-            if isinstance(sentiment, SentimentTower):
-                quantized(sentiment.layers)
+        tone = load_tone_heads() if TONE_FILE.exists() and tower_file is not None else None
+        if tone is not None and torch.cuda.is_available():
+            tone.to(device="cuda")
         topics = load_topics(settings.topics_file)
         background = Background.load()
+        sentiment_version = "umsab-tower" if tower_file is not None else "umsab-logreg"
         versions = {
-            "encoder": ENCODER_VERSION + ("+int8" if quantize else ""),
-            "sentiment": f"{version}@{digest}",
+            "encoder": encoder_version,
+            "sentiment": f"{sentiment_version}@{short_sha256(tower_file or SENTIMENT_HEAD_FILE)}",
             "relevance": f"e5-topics@{topics_checksum(topics, background)}",
             "tone": f"tweeteval-tone@{short_sha256(TONE_FILE)}" if tone is not None else "",
         }
         return cls(
-            encoder, tokenizer, sentiment, topics, background, tone=tone,
+            encoder_pass, tokenizer, head, topics, background, tone=tone,
             max_seq_length=settings.max_seq_length, batch_size=settings.inference_max_batch_size,
             versions=versions,
         )
@@ -181,39 +170,32 @@ class EnrichmentModel:
         """
         encodings = self._tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda index: len(encodings[index].ids))
-        embeddings = torch.empty(len(texts), self._embeddings.word_embeddings.embedding_dim)
-        heads = _Heads(torch.empty(len(texts), len(LABELS)), None, None) if with_heads else None
-        if heads is not None and self._tone is not None:
-            heads.emotion, heads.offensive = torch.empty(len(texts), len(EMOTIONS)), torch.empty(len(texts))
+        embeddings, sentiment, emotion, offensive = [], [], [], []
         with torch.inference_mode():
             for start in range(0, len(order), self._batch_size):
-                batch = order[start : start + self._batch_size]
-                width = max(len(encodings[index].ids) for index in batch)
-                ids = torch.full((len(batch), width), PAD_ID, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, index in enumerate(batch):
-                    ids[row, : len(encodings[index].ids)] = torch.tensor(encodings[index].ids)
-                    mask[row, : len(encodings[index].ids)] = 1
-                ids, mask = ids.to(self._device), mask.to(self._device)
-                hidden = self._embeddings(input_ids=ids)
-                bias = attention_bias(mask, hidden.dtype)
-                shared = run_layers(self._lower, hidden, bias)
-                top = run_layers(self._upper, shared, bias)
-                normalized = torch.nn.functional.normalize(masked_mean(top.float(), mask), dim=-1)
-                embeddings[batch] = normalized.cpu()
-                if heads is not None and isinstance(self._sentiment, SentimentTower):
-                    pooled = self._sentiment.pooled(shared, mask, bias)
-                    heads.sentiment[batch] = self._sentiment.head(pooled).cpu()
-                    if self._tone is not None and heads.emotion is not None and heads.offensive is not None:
-                        features = {"tower": pooled, "embedding": normalized,
-                                    "shared": masked_mean(shared.float(), mask)}
-                        emotion, offensive = self._tone(features)
-                        heads.emotion[batch], heads.offensive[batch] = emotion.cpu(), offensive.cpu()
-            if heads is not None and isinstance(self._sentiment, torch.nn.Linear):
-                heads.sentiment = self._sentiment(embeddings)
-        return embeddings, heads
+                ids, mask = padded([encodings[index].ids for index in order[start : start + self._batch_size]])
+                output = self._pass.run(ids, mask, heads=with_heads and self._head is None)
+                embeddings.append(output.embedding.cpu())
+                if with_heads and output.sentiment is not None:
+                    sentiment.append(output.sentiment.float().cpu())
+                if with_heads and self._tone is not None and output.tower is not None:
+                    features = {"tower": output.tower, "embedding": output.embedding, "shared": output.shared}
+                    probabilities = self._tone(features)
+                    emotion.append(probabilities[0].cpu())
+                    offensive.append(probabilities[1].cpu())
+            # Back from length order to text order.
+            inverse = torch.from_numpy(np.argsort(np.array(order)))
+            vectors = torch.cat(embeddings)[inverse]
+            if not with_heads:
+                return vectors, None
+            logits = torch.cat(sentiment)[inverse] if self._head is None else self._head(vectors)
+            heads = _Heads(logits, torch.cat(emotion)[inverse] if emotion else None,
+                           torch.cat(offensive)[inverse] if offensive else None)
+        return vectors, heads
 
     def embed(self, texts: Sequence[str], is_query: bool) -> list[list[float]]:
+        if not texts:
+            return []
         prefix = QUERY_PREFIX if is_query else PASSAGE_PREFIX
         vectors: list[list[float]] = self._encode([prefix + text for text in texts], with_heads=False)[0].tolist()
         return vectors
@@ -255,3 +237,34 @@ class EnrichmentModel:
             embedding=embedding,
             tone=tone,
         )
+
+
+def _torch_pass(settings: Settings, tower_file: Path | None) -> tuple[EncoderPass, Tokenizer, bool]:
+    """The pass in torch: fp16 on CUDA, else fp32 or int8 dynamic quantization (settings.inference_quantize)."""
+    encoder, tokenizer = load_encoder(settings.model_cache_dir)
+    tower = load_tower(tower_file, encoder) if tower_file is not None else None
+    if torch.cuda.is_available():
+        # Half precision halves memory and doubles throughput on GPUs; the linear heads stay fp32.
+        typing.cast(torch.nn.Module, encoder).to(device="cuda", dtype=torch.float16)  # in place
+        if tower is not None:
+            tower.to(device="cuda")
+            tower.layers.to(dtype=torch.float16)
+    quantize = settings.inference_quantize and not torch.cuda.is_available()
+    if quantize:
+        quantized(encoder.encoder)
+        if tower is not None:
+            quantized(tower.layers)
+    return EncoderPass(encoder, tower), tokenizer, quantize
+
+
+def _onnx_pass(
+    settings: Settings, tower_file: Path | None, runtime: Runtime, threads: int
+) -> tuple[OnnxPass, Tokenizer]:
+    """The pass in ONNX Runtime, exported from the torch modules when no graph of these artifacts is cached."""
+    path = graph_path(settings.model_cache_dir, ENCODER_VERSION, tower_file, runtime)
+    tokenizer = Tokenizer.from_file(str(build_into(settings.model_cache_dir) / "tokenizer.json"))
+    if not path.exists():
+        encoder, _ = load_encoder(settings.model_cache_dir)
+        tower = load_tower(tower_file, encoder) if tower_file is not None else None
+        export_graph(EncoderPass(encoder, tower), tokenizer, path, runtime)
+    return OnnxPass(path, threads), tokenizer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -105,6 +106,11 @@ class Settings(BaseSettings):
     ray_address: str = Field("local", description="'local' starts Ray in-process; else a cluster.")
     inference_quantize: bool = Field(
         False, description="int8 dynamic quantization of the model's linear layers on CPU (CUDA runs fp16)."
+    )
+    inference_runtime: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx-int8",
+        description="What runs the encoder on CPU: torch (fp32, or int8 with inference_quantize), onnx (ONNX "
+        "Runtime fp32) or onnx-int8 (ONNX Runtime, int8 dynamic quantization); CUDA always runs torch fp16.",
     )
 
     # --- ingestion -----------------------------------------------------------------------------
