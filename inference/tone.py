@@ -50,6 +50,10 @@ class ToneHeads(torch.nn.Module):
 
     def logits(self, available: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Emotion logits [batch, 4] and offensive logits [batch, 2] from the named features (fp32)."""
+        missing = [name for name in self.features if name not in available]
+        if missing:
+            raise KeyError(f"these tone heads read the features {list(self.features)}, but the encoder pass "
+                           f"provides only {sorted(available)}: missing {missing}")
         inputs = torch.cat([available[name].float() for name in self.features], dim=-1)
         return self.emotion(inputs), self.offensive(inputs)
 
@@ -80,7 +84,8 @@ def _linear(state: dict[str, torch.Tensor], prefix: str) -> torch.nn.Linear:
 
 
 def tone_of(emotion: list[float], offensive: float) -> Tone:
-    """One post's tone from its head outputs: the most likely emotion, offensive at score >= 0.5."""
+    """One post's tone from its head outputs: the most likely emotion, offensive at score >= 0.5 (the
+    decision threshold chosen in training is folded into the head's bias, so 0.5 holds for every file)."""
     return Tone(
         emotion=EMOTIONS[max(range(len(EMOTIONS)), key=emotion.__getitem__)],
         emotion_scores=dict(zip(EMOTIONS, emotion, strict=True)),

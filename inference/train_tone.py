@@ -1,14 +1,15 @@
 """Trains the shipped tone heads (emotion, offensive language); writes inference/artifacts/tone_heads.*.
 
-    python -m inference.train_tone [--seed 0] [--data-dir ...] [--cache-dir ...] [--out-dir ...]
+    python -m inference.train_tone [--seed 0] [--tower FILE] [--data-dir ...] [--cache-dir ...] [--out-dir ...]
 
 The heads read features that the encoder pass of every post already computes (inference/tone.py):
 the shipped sentiment tower's pooled output, the post embedding and the mean of the shared lower
 layers' output. Each head is a logistic regression (inference/train_sentiment.fit_logistic) trained
-on the TweetEval train split of its task; the feature set, the L2 strength and the class weighting
-are chosen on the validation split. Test splits are never read. The lower layers' outputs are cached
-under the model cache dir, so a rerun takes minutes. Every figure printed is written to
-tone_heads.json with the inputs' checksums and the hyper-parameters.
+on the TweetEval train split of its task; the feature set, the L2 strength, the class weighting and,
+for the offensive head, the decision threshold are chosen on the validation split. The threshold is
+folded into the offensive bias, so the served rule stays "offensive at score >= 0.5". Test splits are
+never read. The lower layers' outputs are cached under the model cache dir, so a rerun takes minutes.
+Every figure printed is written to tone_heads.json with the inputs' checksums and the hyper-parameters.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ TASKS = {"emotion": EMOTIONS, "offensive": OFFENSIVE_LABELS}
 FEATURE_SETS = (("tower",), ("embedding",), ("tower", "embedding"), ("tower", "embedding", "shared"))
 L2_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 WEIGHTINGS = ("none", "balanced")
+# Offensive decision thresholds tried on validation (OLID is one-third offensive, so macro-F1 peaks off 0.5).
+THRESHOLDS = tuple(round(0.2 + 0.02 * step, 2) for step in range(31))
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Setting:
     features: tuple[str, ...]
     l2: float
     weighting: str
+    threshold: float  # offensive at probability >= threshold (0.5 for the emotion head, which takes the argmax)
     val_macro_f1: float
 
 
@@ -114,6 +118,27 @@ def predict(head: torch.nn.Linear, features: np.ndarray) -> np.ndarray:
     return predicted
 
 
+def best_threshold(head: torch.nn.Linear, features: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(threshold, macro-F1) of the binary head's best decision threshold on these labels; ties keep the
+    threshold nearest 0.5."""
+    with torch.no_grad():
+        scores = torch.softmax(head(torch.from_numpy(features).float()), dim=1)[:, 1].numpy()
+    scored = [(macro_f1(labels, (scores >= threshold).astype(np.int64), 2), -abs(threshold - 0.5), threshold)
+              for threshold in THRESHOLDS]
+    score, _, threshold = max(scored)
+    return threshold, score
+
+
+def with_threshold(head: torch.nn.Linear, threshold: float) -> torch.nn.Linear:
+    """The binary head with its decision threshold folded into the bias: softmax score >= 0.5 afterwards
+    exactly where it was >= threshold before (the logit margin shifts by log(threshold / (1 - threshold)))."""
+    shift = float(np.log(threshold / (1 - threshold)))
+    with torch.no_grad():
+        head.bias[1] -= shift / 2
+        head.bias[0] += shift / 2
+    return head
+
+
 def stacked(features: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
     return np.concatenate([features[name] for name in names], axis=1)
 
@@ -122,16 +147,19 @@ def search_task(
     task: str, train: tuple[dict[str, np.ndarray], np.ndarray], val: tuple[dict[str, np.ndarray], np.ndarray],
     seed: int,
 ) -> list[Setting]:
-    """Every (feature set, L2, weighting) scored on validation."""
+    """Every (feature set, L2, weighting) scored on validation, the offensive head at its best threshold."""
     classes = len(TASKS[task])
     results: list[Setting] = []
     for names, l2, weighting in itertools.product(FEATURE_SETS, L2_GRID, WEIGHTINGS):
         head = fit_logistic(torch.from_numpy(stacked(train[0], names)).double(), torch.from_numpy(train[1]), l2,
                             seed, classes=classes, class_weights=class_weights(train[1], classes, weighting))
-        score = macro_f1(val[1], predict(head, stacked(val[0], names)), classes)
-        results.append(Setting(names, l2, weighting, score))
-        print(f"  {task}: {'+'.join(names):<24} l2={l2:<6g} weights={weighting:<8} val macro-F1 {100 * score:.1f}",
-              flush=True)
+        if task == "offensive":
+            threshold, score = best_threshold(head, stacked(val[0], names), val[1])
+        else:
+            threshold, score = 0.5, macro_f1(val[1], predict(head, stacked(val[0], names)), classes)
+        results.append(Setting(names, l2, weighting, threshold, score))
+        print(f"  {task}: {'+'.join(names):<24} l2={l2:<6g} weights={weighting:<8} threshold={threshold:<4g} "
+              f"val macro-F1 {100 * score:.1f}", flush=True)
     return results
 
 
@@ -155,15 +183,17 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=settings.max_seq_length)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tower", type=Path, default=SENTIMENT_TOWER_FILE,
+                        help="the sentiment tower whose output the heads read (the one shipped beside them)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     started = time.monotonic()
 
     inputs = {str(packed_model_path()): sha256_file(packed_model_path()),
-              str(SENTIMENT_TOWER_FILE): sha256_file(SENTIMENT_TOWER_FILE)}
+              str(args.tower): sha256_file(args.tower)}
     encoder, tokenizer = load_encoder(args.cache_dir)
-    tower = load_tower(SENTIMENT_TOWER_FILE, encoder)
+    tower = load_tower(args.tower, encoder)
     depth = len(tower.layers)
     upper = encoder.encoder.layer[encoder.config.num_hidden_layers - depth :]
     data: dict[str, tuple[dict[str, np.ndarray], np.ndarray]] = {}
@@ -183,6 +213,8 @@ def main() -> None:
             torch.from_numpy(stacked(train_x, names)).double(), torch.from_numpy(train_y), chosen[task].l2,
             args.seed, classes=classes, class_weights=class_weights(train_y, classes, chosen[task].weighting),
         )
+        if task == "offensive":
+            heads[task] = with_threshold(heads[task], chosen[task].threshold)
         figures[task] = macro_f1(val_y, predict(heads[task], stacked(val_x, names)), classes)
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -194,7 +226,10 @@ def main() -> None:
                   "emotion_labels": list(EMOTIONS), "offensive_labels": list(OFFENSIVE_LABELS)},
         "input": f"'passage: ' + text, truncated to {args.max_length} tokens (as every post)",
         "hyper_parameters": {"feature_sets": [list(s) for s in FEATURE_SETS], "l2_grid": list(L2_GRID),
-                             "weightings": list(WEIGHTINGS), "seed": args.seed,
+                             "weightings": list(WEIGHTINGS), "offensive_thresholds": list(THRESHOLDS),
+                             "threshold_folding": "offensive bias shifted by -/+ log(t / (1 - t)) / 2, so that "
+                                                  "score >= 0.5 means probability >= t before the shift",
+                             "seed": args.seed,
                              "chosen": {task: asdict(setting) for task, setting in chosen.items()},
                              "optimizer": "LBFGS (strong Wolfe), max_iter 500, standardized features folded "
                                           "into the layer"},
@@ -208,7 +243,7 @@ def main() -> None:
     print(f"\nfeatures: {'+'.join(names)}")
     for task, score in figures.items():
         print(f"  {task:<10} val macro-F1 {100 * score:.1f} (l2 {chosen[task].l2:g}, "
-              f"class weights {chosen[task].weighting})")
+              f"class weights {chosen[task].weighting}, threshold {chosen[task].threshold:g})")
     print(f"heads sha256 {record['heads']['sha256']}")  # type: ignore[index]
 
 
