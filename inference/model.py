@@ -11,7 +11,9 @@ features of the same pass. Without a tower file, the sentiment is a linear head 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import tempfile
 import typing
 import warnings
 from collections.abc import Sequence
@@ -39,6 +41,7 @@ from inference.tower import load_tower
 from services.common.settings import Settings
 
 M = TypeVar("M", bound=torch.nn.Module)
+log = logging.getLogger(__name__)
 
 LABELS = ("negative", "neutral", "positive")
 SENTIMENT_HEAD_FILE = ARTIFACTS_DIR / "sentiment_head.safetensors"
@@ -131,9 +134,11 @@ class EnrichmentModel:
     @classmethod
     def from_settings(cls, settings: Settings) -> EnrichmentModel:
         threads = settings.torch_threads or os.cpu_count() or 1
-        torch.set_num_threads(threads)
         # CUDA keeps the torch fp16 path, whatever the runtime setting says.
         runtime: Runtime = "torch" if torch.cuda.is_available() else settings.inference_runtime
+        # Beside ONNX Runtime, torch only runs the tone heads and topic scoring: a few [batch, 384]
+        # products, which a second thread pool slows down (its threads wait for the cores ORT's hold).
+        torch.set_num_threads(threads if runtime == "torch" else 1)
         tower_file = SENTIMENT_TOWER_FILE if SENTIMENT_TOWER_FILE.exists() else None
         head = None if tower_file is not None else load_sentiment_head()
         encoder_pass: EncoderPass | OnnxPass
@@ -266,5 +271,14 @@ def _onnx_pass(
     if not path.exists():
         encoder, _ = load_encoder(settings.model_cache_dir)
         tower = load_tower(tower_file, encoder) if tower_file is not None else None
-        export_graph(EncoderPass(encoder, tower), tokenizer, path, runtime)
+        module = EncoderPass(encoder, tower)
+        try:
+            export_graph(module, tokenizer, path, runtime)
+        except OSError as error:
+            # A read-only cache (an image built before these artifacts): a graph for this process only.
+            # The session keeps the model in memory, so the file can go once it is loaded.
+            log.warning("cannot write %s (%s): exporting the encoder pass for this process only", path, error)
+            with tempfile.TemporaryDirectory(prefix="civic-onnx-") as folder:
+                private = export_graph(module, tokenizer, Path(folder) / path.name, runtime)
+                return OnnxPass(private, threads), tokenizer
     return OnnxPass(path, threads), tokenizer

@@ -149,3 +149,19 @@ def test_a_changed_tower_is_exported_again(
     # The rest of the graph is untouched: same embeddings as the shipped tower's graph.
     for new, old in zip(retrained.enrich(texts), onnx_model.enrich(texts), strict=True):
         assert _cosine(new.embedding, old.embedding) > 0.9999
+
+
+def test_a_read_only_cache_still_gets_a_graph(tmp_path: Path, onnx_model: EnrichmentModel) -> None:
+    """Where the cache cannot take the graph (a read-only image), the process exports one for itself."""
+    cache = tmp_path / "models"
+    cache.mkdir()
+    (cache / encoder_dir(cache).name).symlink_to(encoder_dir(Settings().model_cache_dir))
+    (cache / "onnx").write_text("not a folder")  # what the graph's folder would be: no folder can go there
+
+    model = EnrichmentModel.from_settings(_settings(inference_runtime="onnx", model_cache_dir=cache))
+
+    assert sorted(path.name for path in cache.iterdir()) == sorted([encoder_dir(cache).name, "onnx"])
+    texts = list(CLEAR)
+    for new, old in zip(model.enrich(texts), onnx_model.enrich(texts), strict=True):
+        assert new.label == old.label
+        assert _cosine(new.embedding, old.embedding) > 0.9999
