@@ -56,7 +56,7 @@ def test_demo_rules_file_gives_each_tenant_its_rules() -> None:
         assert (negative.window_seconds, negative.threshold, negative.min_posts) == (86400, 60, 30)
     anger = rules[("city-transit", "city-transit-anger-surge")]
     assert (anger.kind, anger.threshold, anger.window_seconds, anger.min_posts, dict(anger.labels)) == (
-        alerting_pb2.RULE_KIND_ANGER_SURGE, 30, 3600, 20, {"team": "metro"}
+        alerting_pb2.RULE_KIND_ANGER_SURGE, 25, 3600, 20, {"team": "metro"}
     )
     relief = rules[("emergency-mgmt", "emergency-mgmt-relief-fee")]
     assert (relief.kind, relief.query, relief.window_seconds, relief.threshold, relief.severity) == (
