@@ -147,8 +147,8 @@ def test_ray_image_matches_the_package_and_the_chart(dockerfiles: dict[str, list
     assert f"CIVIC_MODEL_CACHE_DIR={chart_values()['inference']['modelCacheDir']}" in env
 
 
-def test_ray_image_builds_the_encoder_with_functions_that_exist(dockerfiles: dict[str, list[Instruction]]) -> None:
-    (bake,) = [i.arguments for i in dockerfiles["ray"] if i.keyword == "RUN" and "inference.encoder" in i.arguments]
+def test_ray_image_builds_the_model_with_names_that_exist(dockerfiles: dict[str, list[Instruction]]) -> None:
+    (bake,) = [i.arguments for i in dockerfiles["ray"] if i.keyword == "RUN" and "inference.model" in i.arguments]
     code = shlex.split(bake)[2]  # python -c "<code>"
     tree = ast.parse(code)
     imported = [(node.module, alias.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
@@ -157,8 +157,15 @@ def test_ray_image_builds_the_encoder_with_functions_that_exist(dockerfiles: dic
     for module, name in imported:
         assert module is not None
         source = REPO_ROOT / Path(*module.split(".")).with_suffix(".py")
-        defined = {node.name for node in ast.parse(source.read_text()).body if isinstance(node, ast.FunctionDef)}
+        defined = {node.name: node for node in ast.parse(source.read_text()).body
+                   if isinstance(node, ast.FunctionDef | ast.ClassDef)}
         assert name in defined, f"{module} defines no {name}"
+    # The model is built through the same constructor the replicas use.
+    (model_class,) = [node for module, name in imported if name == "EnrichmentModel"
+                      for node in ast.parse((REPO_ROOT / "inference" / "model.py").read_text()).body
+                      if isinstance(node, ast.ClassDef) and node.name == name]
+    assert "EnrichmentModel.from_settings(Settings())" in code
+    assert any(isinstance(item, ast.FunctionDef) and item.name == "from_settings" for item in model_class.body)
 
 
 @pytest.fixture(scope="module")
