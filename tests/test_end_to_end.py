@@ -74,9 +74,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, elasticsearch_url: str) -> I
     started = civic(env, "up", timeout=900)
     assert started.returncode == 0, started.stdout + started.stderr
     yield env
-    stopped = civic(env, "down", timeout=300)
+    assert (run_dir / "data" / "spool.sqlite3").exists()
+    stopped = civic(env, "down", "--purge", timeout=300)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert not list(run_dir.glob("*.pid")), "civic down left pid files behind"
+    # --purge forgets the posts and alerts, so a demo loaded again is evaluated afresh; the logs stay.
+    assert not (run_dir / "data").exists() and not (run_dir / "telemetry").exists()
+    assert (run_dir / "logs" / "ingestion.log").exists()
 
 
 def stub(env: dict[str, str], service: str, factory):  # type: ignore[no-untyped-def]

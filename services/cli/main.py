@@ -59,10 +59,16 @@ def up() -> None:
 
 @app.command()
 @friendly_errors
-def down() -> None:
-    """Stop every process that `civic up` started (data is kept under the run directory)."""
-    Stack(settings()).down(lambda line: console.print(f"  {line}"))
-    console.print("stack stopped")
+def down(
+    purge: Annotated[bool, typer.Option(help="Also delete the stack's data: spool, alerts, traces and its "
+                                             "Elasticsearch's indices (logs are kept).")] = False,
+) -> None:
+    """Stop every process that `civic up` started (data is kept under the run directory unless --purge)."""
+    stack = Stack(settings())
+    stack.down(lambda line: console.print(f"  {line}"))
+    if purge:
+        stack.purge(lambda line: console.print(f"  {line}"))
+    console.print("stack stopped" + (", its data deleted" if purge else ""))
 
 
 @app.command()
@@ -149,6 +155,10 @@ def ingest(
     wait: Annotated[bool, typer.Option(help="Wait until every post is enriched and indexed.")] = False,
 ) -> None:
     """Import posts from a file, with a progress bar and a summary of accepted / rejected."""
+    ingest_file(file, tenant, batch_size, wait)
+
+
+def ingest_file(file: Path, tenant: str | None, batch_size: int, wait: bool) -> dict[str, int]:
     ingestion = stub(ingestion_pb2_grpc.IngestionServiceStub, settings().ingestion_target)
     unreadable: list[str] = []
     reasons: list[str] = []
@@ -167,6 +177,7 @@ def ingest(
     render.ingest_summary(console, totals, unreadable + reasons)
     if wait:
         wait_forwarded(ingestion, timeout_s=3600)
+    return totals
 
 
 # --- questions out -----------------------------------------------------------------------------
@@ -293,7 +304,13 @@ def demo(
     """Load the example posts into the running stack and show what the product sees in them."""
     if not file.exists():
         raise fail(f"{file} not found: run the demo from the repository root")
-    ingest(file=file, tenant=None, batch_size=500, wait=True)
+    totals = ingest_file(file, tenant=None, batch_size=500, wait=True)
+    if totals["duplicates"] and not totals["accepted"]:
+        console.print(
+            "[yellow]Every post was already loaded by an earlier run: what follows is what that run found, "
+            "and rules added since have not seen these posts. For a fresh start: `civic down --purge`, "
+            "then the demo again.[/yellow]"
+        )
     searcher = stub(search_pb2_grpc.SearchServiceStub, settings().search_target)
     alerting = stub(alerting_pb2_grpc.AlertingServiceStub, settings().alerting_target)
     tenants = sorted({r.post.tenant for r in iter_posts(file) if r.post is not None})

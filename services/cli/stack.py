@@ -8,6 +8,7 @@ stack outlives the CLI call that started it and `civic down` can find it again.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -175,6 +176,17 @@ class Stack:
         if self.manages_elasticsearch() and self.local_elasticsearch().pid() is not None:
             report("stopping elasticsearch")
             self.local_elasticsearch().stop()
+
+    def purge(self, report: Callable[[str], None]) -> None:
+        """Deletes what a stopped stack kept: spool, alert state, traces and its own Elasticsearch's data
+        (the logs stay). A demo loaded again afterwards is evaluated by today's rules from the start."""
+        kept = [self.run_dir / "data", self.run_dir / "telemetry"]
+        if self.manages_elasticsearch():
+            kept.append(self.run_dir / "elasticsearch")
+        for path in kept:
+            if path.exists():
+                report(f"deleting {path}")
+                shutil.rmtree(path)
 
     def status(self) -> list[ComponentStatus]:
         rows = []
