@@ -11,10 +11,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from civic.listening.v1 import post_pb2, search_pb2_grpc
+from civic.listening.v1 import post_pb2
 from services.common.elasticsearch_local import LocalElasticsearch, ensure_installed
 from services.common.grpc_server import channel
 from services.common.launch import free_port, spawn, stop_pid, wait_healthy
@@ -59,8 +60,9 @@ def make_posts(tenant: str, count: int, seed: int = 7) -> list[post_pb2.Enriched
 
 
 @contextlib.contextmanager
-def local_stack(heap: str = "1g") -> Iterator[tuple[Settings, search_pb2_grpc.SearchServiceStub]]:
-    """A fresh Elasticsearch node and a search server process on it, both gone afterwards."""
+def local_stack(heap: str = "1g") -> Iterator[tuple[Settings, grpc.Channel]]:
+    """A fresh Elasticsearch node and a search server process on it, both gone afterwards; yields
+    the settings for the node and a channel to the server."""
     settings = Settings()
     with tempfile.TemporaryDirectory(prefix="civic-bench-") as data:
         node = LocalElasticsearch(home=ensure_installed(settings.es_version, CACHE_DIR), data_dir=Path(data),
@@ -76,7 +78,7 @@ def local_stack(heap: str = "1g") -> Iterator[tuple[Settings, search_pb2_grpc.Se
             try:
                 wait_healthy(f"127.0.0.1:{port}", 60, process=server)
                 with channel(f"127.0.0.1:{port}", settings) as chan:
-                    yield settings, search_pb2_grpc.SearchServiceStub(chan)
+                    yield settings, chan
             finally:
                 stop_pid(server.pid)
         finally:

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from elasticsearch import Elasticsearch, helpers
 
 from bench.search_common import local_stack, make_posts
-from civic.listening.v1 import search_pb2
+from civic.listening.v1 import search_pb2, search_pb2_grpc
 from services.search.client import connect
 from services.search.documents import to_document
 from services.search.mapping import alias_name, ensure_tenant_index, install_templates
@@ -32,7 +32,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--callers", type=int, default=1, help="concurrent IndexPosts clients")
     args = parser.parse_args()
-    with local_stack() as (settings, stub):
+    with local_stack() as (settings, chan):
+        stub = search_pb2_grpc.SearchServiceStub(chan)
         es = connect(settings)
         install_templates(es, settings.index_prefix)
         raw_rate, service_rate, bulk_requests = [], [], []
