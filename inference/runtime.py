@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ import torch
 from tokenizers import Tokenizer
 from transformers import BertModel
 
+from inference.model_cache import staging_for
 from inference.tower import SentimentTower, attention_bias, masked_mean, run_layers
 
 Runtime = Literal["torch", "onnx", "onnx-int8"]
@@ -158,15 +157,13 @@ def graph_path(cache_dir: Path, encoder_version: str, tower_file: Path | None, r
 def export_graph(module: EncoderPass, tokenizer: Tokenizer, target: Path, runtime: Runtime) -> Path:
     """Exports, fuses and (for onnx-int8) quantizes the pass into target, unless it is there already.
 
-    Replicas that start together may all export; each writes in a folder of its own and the first
-    rename wins, so a reader never sees half a file. A new graph replaces the others in its folder
-    (the runtime's graphs of earlier artifacts, some 450 MB each, mostly the fp32 token embeddings).
+    Replicas that start together may all export (inference/model_cache.py). A new graph replaces the
+    others in its folder (the runtime's graphs of earlier artifacts, some 450 MB each, mostly the fp32
+    token embeddings).
     """
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.stem}-", dir=target.parent))
-    try:
+    with staging_for(target) as staging:
         raw, fused, final = staging / "raw.onnx", staging / "fused.onnx", staging / "final.onnx"
         _export(module, raw)
         layer = module.lower[0].attention.self
@@ -176,11 +173,6 @@ def export_graph(module: EncoderPass, tokenizer: Tokenizer, target: Path, runtim
         else:
             fused.rename(final)
         os.rename(final, target)
-    except OSError:
-        if not target.exists():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     for stale in target.parent.glob("enrichment-*.onnx"):
         if stale != target:
             stale.unlink(missing_ok=True)
