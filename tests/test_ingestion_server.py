@@ -47,8 +47,8 @@ class Running:
     def ingest(self, *posts: post_pb2.Post) -> ingestion_pb2.IngestPostsResponse:
         return self.stub.IngestPosts(ingestion_pb2.IngestPostsRequest(posts=posts), timeout=30)
 
-    def stats(self) -> ingestion_pb2.GetIngestionStatsResponse:
-        return self.stub.GetIngestionStats(ingestion_pb2.GetIngestionStatsRequest(), timeout=10)
+    def stats(self, tenant: str = "") -> ingestion_pb2.GetIngestionStatsResponse:
+        return self.stub.GetIngestionStats(ingestion_pb2.GetIngestionStatsRequest(tenant=tenant), timeout=10)
 
     def stored(self) -> list[post_pb2.Post]:
         return [post_pb2.Post.FromString(p.payload) for p in self.spool.next_batch(10_000)]
@@ -167,3 +167,19 @@ def test_stats_count_everything_since_the_spool_was_created(start: Callable[...,
     stats = service.stats()
     assert (stats.accepted, stats.forwarded, stats.pending, stats.rejected, stats.duplicates) == (2, 0, 2, 1, 1)
     assert stats.last_error == "Enrich: UNAVAILABLE: connection refused"
+
+
+def test_stats_of_one_tenant_leave_out_the_others_and_the_forwarder_error(start: Callable[..., Running]) -> None:
+    service = start(last_error="IndexPosts: INVALID_ARGUMENT: posts[0] of city-b")
+    service.ingest(make_post("a1"), make_post("b1", tenant="city-b"), make_post("b2", tenant="city-b"),
+                   make_post("bad", tenant="city-b", text=""))
+    a, b = service.stats("city-a"), service.stats("city-b")
+    assert (a.tenant, a.accepted, a.pending, a.rejected, a.last_error) == ("city-a", 1, 1, 0, "")
+    assert (b.tenant, b.accepted, b.pending, b.rejected, b.last_error) == ("city-b", 2, 2, 1, "")
+    everyone = service.stats()
+    assert (everyone.tenant, everyone.accepted, everyone.rejected) == ("", 3, 1)
+    assert everyone.last_error.startswith("IndexPosts: INVALID_ARGUMENT")
+    with pytest.raises(grpc.RpcError) as caught:
+        service.stats("City A")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith("tenant: ")

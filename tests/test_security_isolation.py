@@ -107,6 +107,8 @@ def test_a_cannot_name_b_as_tenant_in_any_rpc(world: World) -> None:
         "IngestPosts": lambda: ing.IngestPosts(ingestion_pb2.IngestPostsRequest(posts=[
             post_pb2.Post(id="x", channel="mastodon", text="ok"),
             post_pb2.Post(id="y", tenant=b, channel="mastodon", text="planted")]), timeout=10),
+        "GetIngestionStats": lambda: ing.GetIngestionStats(ingestion_pb2.GetIngestionStatsRequest(tenant=b),
+                                                           timeout=10),
     }
     codes = {name: code_of(call) for name, call in calls.items()}
     assert codes == dict.fromkeys(calls, DENIED)
@@ -173,6 +175,28 @@ def test_posts_ingested_without_a_tenant_belong_to_the_caller(world: World) -> N
     # Ingestion refuses a post without a tenant: accepted means it was given the caller's.
     reply = world.a_admin.ingestion.IngestPosts(ingestion_pb2.IngestPostsRequest(posts=[post]), timeout=10)
     assert (reply.accepted, reply.rejected) == (1, 0), reply
+
+
+def test_ingestion_figures_are_the_callers_own(world: World, secured_stack: SecuredStack) -> None:
+    def stats(stubs: Stubs) -> ingestion_pb2.GetIngestionStatsResponse:
+        return stubs.ingestion.GetIngestionStats(ingestion_pb2.GetIngestionStatsRequest(), timeout=10)
+
+    a_admin, b_ingest = world.a_admin, secured_stack.as_tenant(world.b, "ingest")
+    a_before, b_before = stats(a_admin), stats(b_ingest)
+    post = post_pb2.Post(id=f"b-stats-{uuid.uuid4().hex[:6]}", channel="mastodon", text="Bins not collected")
+    post.created_at.FromDatetime(NOW)
+    bad = post_pb2.Post(id="b-stats-bad", channel="mastodon", text="")
+    reply = b_ingest.ingestion.IngestPosts(ingestion_pb2.IngestPostsRequest(posts=[post, post, bad]), timeout=10)
+    assert (reply.accepted, reply.duplicates, reply.rejected) == (1, 1, 1), reply
+    a_after, b_after = stats(a_admin), stats(b_ingest)
+    assert (a_after.tenant, b_after.tenant) == (world.a, world.b)
+    assert (a_after.accepted, a_after.duplicates, a_after.rejected) == \
+        (a_before.accepted, a_before.duplicates, a_before.rejected)
+    assert (b_after.accepted - b_before.accepted, b_after.duplicates - b_before.duplicates,
+            b_after.rejected - b_before.rejected) == (1, 1, 1)
+    assert a_after.last_error == b_after.last_error == ""  # it may name another tenant's post
+    everyone = stats(secured_stack.stubs(secured_stack.token("", "service")))
+    assert everyone.tenant == "" and everyone.accepted >= a_after.accepted + b_after.accepted
 
 
 def test_the_audit_log_records_who_did_what_without_secrets(world: World, secured_stack: SecuredStack) -> None:

@@ -60,7 +60,7 @@ def test_exact_duplicates_are_not_stored_again(spool_path: Path) -> None:
 
 def test_forwarded_and_failed_posts_leave_the_queue_and_are_counted(spool_path: Path) -> None:
     spool = SqliteSpool(spool_path, max_pending=10)
-    spool.append([entry(str(n)) for n in range(5)], rejected=2)
+    spool.append([entry(str(n)) for n in range(5)], rejected={"city-a": 2})
     first = spool.next_batch(3)
     spool.mark_forwarded([first[0].seq, first[2].seq], {first[1].seq: "IndexPosts: mapping conflict"})
     assert [p.payload for p in spool.next_batch(10)] == [b"payload-3", b"payload-4"]
@@ -92,3 +92,36 @@ def test_recent_signatures_oldest_first_and_limited(spool_path: Path) -> None:
     spool.append([entry("a", signature=b"1"), entry("b"), entry("c", signature=b"3"), entry("d", signature=b"4")])
     assert [r.signature for r in spool.recent_signatures(2)] == [b"3", b"4"]
     assert spool.recent_signatures(10)[0].author == "author-a"
+
+
+def test_each_tenant_has_its_own_figures_beside_the_totals(spool_path: Path) -> None:
+    spool = SqliteSpool(spool_path, max_pending=10)
+    spool.append([entry("1"), entry("2"), entry("1", tenant="city-b")], rejected={"city-a": 1, "city-b": 2})
+    spool.append([entry("2"), entry("3", tenant="city-b")])
+    batch = spool.next_batch(10)
+    spool.mark_forwarded([batch[0].seq, batch[2].seq], {batch[3].seq: "IndexPosts: mapping conflict"})
+    spool.mark_forwarded([batch[0].seq])  # a resend after a crash counts nothing twice
+    figures = {tenant: spool.stats(tenant) for tenant in ("city-a", "city-b", "city-c")}
+    summary = {tenant: (s.accepted, s.forwarded, s.failed, s.pending, s.rejected, s.duplicates)
+               for tenant, s in figures.items()}
+    assert summary == {"city-a": (2, 1, 0, 1, 1, 1), "city-b": (2, 1, 1, 0, 2, 0), "city-c": (0, 0, 0, 0, 0, 0)}
+    total = spool.stats()
+    assert (total.accepted, total.forwarded, total.failed, total.pending, total.rejected, total.duplicates) == \
+        (4, 2, 1, 1, 3, 1)
+    spool.close()
+
+
+def test_a_spool_from_before_tenant_figures_gets_them_from_its_posts(spool_path: Path) -> None:
+    spool = SqliteSpool(spool_path, max_pending=10)
+    spool.append([entry("1"), entry("2"), entry("1", tenant="city-b")], rejected={"city-a": 1})
+    spool.mark_forwarded([spool.next_batch(1)[0].seq])
+    spool.close()
+    with sqlite3.connect(spool_path) as older:
+        older.execute("DROP TABLE tenant_counters")
+    reopened = SqliteSpool(spool_path, max_pending=10)
+    a, b = reopened.stats("city-a"), reopened.stats("city-b")
+    assert (a.accepted, a.forwarded, a.pending, a.rejected) == (2, 1, 1, 0)  # rejections were counted in total only
+    assert (b.accepted, b.forwarded, b.pending) == (1, 0, 1)
+    assert reopened.stats().rejected == 1
+    reopened.close()
+    assert SqliteSpool(spool_path, max_pending=10).stats("city-a").accepted == 2  # filled in once, not again

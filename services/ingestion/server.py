@@ -42,7 +42,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
     def GetIngestionStats(
         self, request: ingestion_pb2.GetIngestionStatsRequest, context: grpc.ServicerContext
     ) -> ingestion_pb2.GetIngestionStatsResponse:
-        return self.ingestion.stats()
+        return self.ingestion.stats(request.tenant)
 
     @rpc_errors
     def CreateSource(

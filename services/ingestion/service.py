@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from services.common import telemetry
 from services.common.errors import InvalidArgument
 from services.common.settings import Settings
 from services.common.telemetry import tracer
+from services.common.validation import TENANT_PATTERN, require_tenant
 from services.ingestion.near_duplicates import NearDuplicateIndex, Seen, mark_batch, signature
 from services.ingestion.normalize import normalize_post, validate_post
 from services.ingestion.spool import Spool, SpoolEntry
@@ -70,7 +72,7 @@ class Ingestion:
         with tracer(__name__).start_as_current_span("ingest_posts") as span:
             telemetry.describe_batch(span, posts)
             results, candidates = self._validate(posts)
-            self._spool(candidates, results, current_traceparent())
+            self._spool(posts, candidates, results, current_traceparent())
         response = ingestion_pb2.IngestPostsResponse(results=results)
         response.accepted = sum(r.outcome == ACCEPTED for r in results)
         response.rejected = sum(r.outcome == REJECTED for r in results)
@@ -99,11 +101,16 @@ class Ingestion:
 
     def _spool(
         self,
+        posts: Sequence[post_pb2.Post],
         candidates: list[tuple[int, post_pb2.Post]],
         results: list[ingestion_pb2.PostResult],
         trace_context: str,
     ) -> None:
-        rejected = len(results) - len(candidates)
+        # A rejected post counts for its tenant when that names one at all (it may be what was wrong).
+        rejected = Counter(
+            post.tenant if TENANT_PATTERN.match(post.tenant) else ""
+            for post, result in zip(posts, results, strict=True) if result.outcome == REJECTED
+        )
         remembered = [
             Seen(post.tenant, author_key(post), sig) if (sig := signature(post.text)) else None
             for _, post in candidates
@@ -129,16 +136,21 @@ class Ingestion:
             )
         for (i, _), kept in zip(candidates, stored, strict=True):
             results[i].outcome = ACCEPTED if kept else DUPLICATE
-        telemetry.count_rejected(rejected)
+        telemetry.count_rejected(rejected.total())
         telemetry.count_posts("ingested", [post for (_, post), kept in zip(candidates, stored, strict=True) if kept])
 
-    def stats(self) -> ingestion_pb2.GetIngestionStatsResponse:
-        counts = self.spool.stats()
+    def stats(self, tenant: str = "") -> ingestion_pb2.GetIngestionStatsResponse:
+        """One tenant's figures, or every tenant's with the forwarder's last error (which may name
+        any tenant's post)."""
+        if tenant:
+            require_tenant(tenant)
+        counts = self.spool.stats(tenant)
         return ingestion_pb2.GetIngestionStatsResponse(
             accepted=counts.accepted,
             forwarded=counts.forwarded,
             pending=counts.pending,
             rejected=counts.rejected,
             duplicates=counts.duplicates,
-            last_error=self.last_error(),
+            last_error="" if tenant else self.last_error(),
+            tenant=tenant,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +66,9 @@ class SpoolFull(ResourceExhausted):
 
 
 class Spool(Protocol):
-    def append(self, entries: Sequence[SpoolEntry], rejected: int = 0) -> list[bool]:
+    def append(self, entries: Sequence[SpoolEntry], rejected: Mapping[str, int] | None = None) -> list[bool]:
         """Stores the batch atomically; per entry True if stored, False if an exact duplicate.
+        `rejected` counts, per tenant, the batch's posts that failed validation.
 
         Raises SpoolFull, storing nothing, when the pending posts reached the capacity.
         """
@@ -80,7 +82,8 @@ class Spool(Protocol):
     def recent_signatures(self, limit: int) -> list[RememberedSignature]:
         """Signatures of the most recently accepted posts, oldest first."""
 
-    def stats(self) -> SpoolStats: ...
+    def stats(self, tenant: str = "") -> SpoolStats:
+        """One tenant's counters, or every tenant's when tenant is empty."""
 
     def close(self) -> None: ...
 
@@ -105,6 +108,23 @@ CREATE INDEX IF NOT EXISTS posts_pending ON posts (seq) WHERE status = 'pending'
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters (name, value) VALUES
     ('accepted', 0), ('forwarded', 0), ('failed', 0), ('rejected', 0), ('duplicates', 0);
+CREATE TABLE IF NOT EXISTS tenant_counters (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+"""
+# SQLite's default bound on the parameters of one statement is 32766; stay well under it.
+_MAX_PARAMETERS = 1000
+_COUNTERS = ("accepted", "forwarded", "failed", "rejected", "duplicates")
+# A spool made before tenant_counters existed: its posts give each tenant's accepted, forwarded and
+# failed figures; its duplicates and rejections were counted for all tenants only.
+_BACKFILL_TENANT_COUNTERS = """
+INSERT INTO tenant_counters (tenant, name, value)
+SELECT tenant, 'accepted', COUNT(*) FROM posts GROUP BY tenant
+UNION ALL
+SELECT tenant, status, COUNT(*) FROM posts WHERE status != 'pending' GROUP BY tenant, status
 """
 
 
@@ -123,20 +143,35 @@ class SqliteSpool:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(_SCHEMA)
+        had_tenant_counters = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tenant_counters'"
+        ).fetchone()
+        backfill = "" if had_tenant_counters else _BACKFILL_TENANT_COUNTERS + ";"
+        self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}{backfill}COMMIT;")
 
-    def _counters(self) -> dict[str, int]:
-        return {name: int(value) for name, value in self._db.execute("SELECT name, value FROM counters")}
+    def _counters(self, tenant: str = "") -> dict[str, int]:
+        if not tenant:
+            return {name: int(value) for name, value in self._db.execute("SELECT name, value FROM counters")}
+        found = dict(self._db.execute("SELECT name, value FROM tenant_counters WHERE tenant = ?", (tenant,)))
+        return {name: int(found.get(name, 0)) for name in _COUNTERS}
 
-    def _bump(self, name: str, amount: int) -> None:
-        if amount:
-            self._db.execute("UPDATE counters SET value = value + ? WHERE name = ?", (amount, name))
+    def _bump(self, name: str, per_tenant: Mapping[str, int]) -> None:
+        """Adds to the all-tenants counter and to each tenant's."""
+        total = sum(per_tenant.values())
+        if not total:
+            return
+        self._db.execute("UPDATE counters SET value = value + ? WHERE name = ?", (total, name))
+        self._db.executemany(
+            "INSERT INTO tenant_counters (tenant, name, value) VALUES (?, ?, ?)"
+            " ON CONFLICT (tenant, name) DO UPDATE SET value = value + excluded.value",
+            [(tenant, name, amount) for tenant, amount in per_tenant.items() if amount],
+        )
 
     @staticmethod
     def _pending(counters: Mapping[str, int]) -> int:
         return counters["accepted"] - counters["forwarded"] - counters["failed"]
 
-    def append(self, entries: Sequence[SpoolEntry], rejected: int = 0) -> list[bool]:
+    def append(self, entries: Sequence[SpoolEntry], rejected: Mapping[str, int] | None = None) -> list[bool]:
         now = time.time()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -153,9 +188,9 @@ class SqliteSpool:
                     == 1
                     for e in entries
                 ]
-                self._bump("accepted", sum(stored))
-                self._bump("duplicates", len(stored) - sum(stored))
-                self._bump("rejected", rejected)
+                self._bump("accepted", Counter(e.tenant for e, kept in zip(entries, stored, strict=True) if kept))
+                self._bump("duplicates", Counter(e.tenant for e, kept in zip(entries, stored, strict=True) if not kept))
+                self._bump("rejected", rejected or {})
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -177,22 +212,36 @@ class SqliteSpool:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                done = self._db.executemany(
+                done = self._tenants_of_pending(forwarded)
+                self._db.executemany(
                     "UPDATE posts SET status = 'forwarded', finished_at = ?"
                     " WHERE seq = ? AND status = 'pending'",
                     [(now, seq) for seq in forwarded],
-                ).rowcount
-                refused = self._db.executemany(
+                )
+                refused = self._tenants_of_pending(list(failed))
+                self._db.executemany(
                     "UPDATE posts SET status = 'failed', error = ?, finished_at = ?"
                     " WHERE seq = ? AND status = 'pending'",
                     [(reason, now, seq) for seq, reason in failed.items()],
-                ).rowcount
-                self._bump("forwarded", max(done, 0))
-                self._bump("failed", max(refused, 0))
+                )
+                self._bump("forwarded", done)
+                self._bump("failed", refused)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def _tenants_of_pending(self, seqs: Sequence[int]) -> Counter[str]:
+        """How many of these posts each tenant has still pending (a post is counted done once)."""
+        tenants: Counter[str] = Counter()
+        for start in range(0, len(seqs), _MAX_PARAMETERS):
+            chunk = seqs[start:start + _MAX_PARAMETERS]
+            tenants.update(dict(self._db.execute(
+                f"SELECT tenant, COUNT(*) FROM posts WHERE status = 'pending' AND seq IN"
+                f" ({','.join('?' * len(chunk))}) GROUP BY tenant",
+                chunk,
+            )))
+        return tenants
 
     def recent_signatures(self, limit: int) -> list[RememberedSignature]:
         with self._lock:
@@ -203,9 +252,9 @@ class SqliteSpool:
             ).fetchall()
         return [RememberedSignature(t, a, bytes(s)) for t, a, s in reversed(rows)]
 
-    def stats(self) -> SpoolStats:
+    def stats(self, tenant: str = "") -> SpoolStats:
         with self._lock:
-            counters = self._counters()
+            counters = self._counters(tenant)
         return SpoolStats(
             accepted=counters["accepted"],
             forwarded=counters["forwarded"],
