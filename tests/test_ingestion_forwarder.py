@@ -106,3 +106,23 @@ def test_the_service_process_keeps_posts_while_downstream_is_down_and_stops_clea
     spool = SqliteSpool(settings.spool_path, settings.spool_max_pending)
     assert [post_pb2.Post.FromString(p.payload).id for p in spool.next_batch(10)] == ["1", "2"]
     spool.close()
+
+
+def test_posts_forwarded_before_the_retention_period_leave_the_spool(tmp_path: Path) -> None:
+    settings = unreachable_settings(tmp_path).model_copy(update={"spool_retention_days": 1.0})
+    spool = SqliteSpool(settings.spool_path, settings.spool_max_pending)
+    spool.append([SpoolEntry("city-a", "rss", str(n), "", make_post(str(n)).SerializeToString()) for n in range(4)])
+    old, recent, failed, _pending = spool.next_batch(4)
+    spool.mark_forwarded([old.seq, recent.seq], {failed.seq: "IndexPosts: mapping conflict"})
+    two_days_ago = time.time() - 2 * 86400
+    spool._db.execute("UPDATE posts SET finished_at = ? WHERE seq IN (?, ?)", (two_days_ago, old.seq, failed.seq))
+    forwarder = Forwarder(settings, spool).start()
+    try:
+        wait_for(lambda: spool._db.execute("SELECT COUNT(*) FROM posts").fetchone()[0] == 3)
+    finally:
+        forwarder.stop(grace_s=1)
+    remaining = spool._db.execute("SELECT post_id, status FROM posts ORDER BY seq").fetchall()
+    assert remaining == [("1", "forwarded"), ("2", "failed"), ("3", "pending")]
+    stats = spool.stats()
+    assert (stats.accepted, stats.forwarded, stats.failed, stats.pending) == (4, 2, 1, 1)  # figures keep them
+    spool.close()

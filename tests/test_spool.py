@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,16 @@ def test_a_spool_from_before_tenant_figures_gets_them_from_its_posts(spool_path:
     assert reopened.stats().rejected == 1
     reopened.close()
     assert SqliteSpool(spool_path, max_pending=10).stats("city-a").accepted == 2  # filled in once, not again
+
+
+def test_prune_removes_only_posts_forwarded_before_the_cutoff(spool_path: Path) -> None:
+    spool = SqliteSpool(spool_path, max_pending=10)
+    spool.append([entry(str(n)) for n in range(3)])
+    first, second, _ = spool.next_batch(3)
+    spool.mark_forwarded([first.seq], {second.seq: "refused"})
+    assert spool.prune(time.time() - 60) == 0
+    assert spool.prune(time.time() + 1) == 1
+    assert [p.payload for p in spool.next_batch(10)] == [b"payload-2"]
+    # Once pruned, the same post is no longer an exact duplicate: it is accepted (and indexed idempotently).
+    assert spool.append([entry("0"), entry("1")]) == [True, False]
+    spool.close()

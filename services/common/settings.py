@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     # --- ingestion -----------------------------------------------------------------------------
     spool_path: Path = Field(CACHE_DIR / "spool.sqlite3", description="Write-ahead spool file.")
     spool_max_pending: int = Field(200_000, description="Pending posts before RESOURCE_EXHAUSTED.")
+    spool_retention_days: float = Field(
+        30.0, ge=0,
+        description="Forwarded posts leave the spool this long after forwarding (exact duplicates of a post are "
+                    "caught for as long); 0 keeps them forever. Failed posts stay.",
+    )
     max_batch_posts: int = Field(1000, description="Largest IngestPosts batch.")
     max_text_chars: int = Field(20_000, description="Longest post text accepted.")
     forward_batch_size: int = Field(64, description="Posts per forwarder round trip.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TypeVar
@@ -37,6 +38,8 @@ T = TypeVar("T")
 BACKOFF_BASE_S = 0.1
 BACKOFF_CAP_S = 10.0
 IDLE_POLL_S = 0.25
+# How often forwarded posts past the retention period are removed from the spool.
+PRUNE_INTERVAL_S = 600.0
 MAX_ENRICH_POSTS = 256
 
 
@@ -68,6 +71,8 @@ class Forwarder:
         self.enrich_chunk = max(1, min(MAX_ENRICH_POSTS, settings.inference_max_request_posts))
         self._timeout = settings.rpc_timeout_s
         self._rng = rng or random.Random()
+        self._retention_s = settings.spool_retention_days * 86400
+        self._next_prune = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error_lock = threading.Lock()
@@ -107,6 +112,7 @@ class Forwarder:
     # --- the loop ------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._prune_when_due()
             batch = self.spool.next_batch(self.batch_size)
             if not batch:
                 self._stop.wait(IDLE_POLL_S)
@@ -119,6 +125,19 @@ class Forwarder:
                 log.exception("forwarder failed on a batch; retrying")
                 self._set_error(f"{type(exc).__name__}: {exc}")
                 self._stop.wait(BACKOFF_CAP_S)
+
+    def _prune_when_due(self) -> None:
+        if not self._retention_s or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_INTERVAL_S
+        try:
+            removed = self.spool.prune(time.time() - self._retention_s)
+        except Exception:  # a busy or full disk must not stop forwarding; the next round tries again
+            log.exception("pruning the spool failed")
+            return
+        if removed:
+            log.info("removed %d posts forwarded over %g days ago from the spool", removed,
+                     self.settings.spool_retention_days)
 
     def forward(self, batch: Sequence[SpooledPost]) -> None:
         """Sends one batch through the three stages and records each post's end state."""

@@ -2,8 +2,9 @@
 
 A post is acknowledged only once it is here, so a crash or a downstream outage never loses one. The
 service and the forwarder see only the Spool protocol, so that a message broker can take SQLite's
-place when one process per node is no longer enough. Forwarded rows are kept: they are what exact
-duplicate detection checks against, and what operators look at when a post went missing.
+place when one process per node is no longer enough. Forwarded rows are kept for the retention
+period: they are what exact duplicate detection checks against, and what operators look at when a
+post went missing. The counters live apart from the rows, so pruning changes no figure.
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ class Spool(Protocol):
     def recent_signatures(self, limit: int) -> list[RememberedSignature]:
         """Signatures of the most recently accepted posts, oldest first."""
 
+    def prune(self, forwarded_before: float) -> int:
+        """Removes the posts forwarded before this time (epoch seconds); returns how many."""
+
     def stats(self, tenant: str = "") -> SpoolStats:
         """One tenant's counters, or every tenant's when tenant is empty."""
 
@@ -105,6 +109,7 @@ CREATE TABLE IF NOT EXISTS posts (
     UNIQUE (tenant, channel, post_id)
 );
 CREATE INDEX IF NOT EXISTS posts_pending ON posts (seq) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS posts_forwarded ON posts (finished_at) WHERE status = 'forwarded';
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters (name, value) VALUES
     ('accepted', 0), ('forwarded', 0), ('failed', 0), ('rejected', 0), ('duplicates', 0);
@@ -117,6 +122,7 @@ CREATE TABLE IF NOT EXISTS tenant_counters (
 """
 # SQLite's default bound on the parameters of one statement is 32766; stay well under it.
 _MAX_PARAMETERS = 1000
+_PRUNE_STEP = 5000
 _COUNTERS = ("accepted", "forwarded", "failed", "rejected", "duplicates")
 # A spool made before tenant_counters existed: its posts give each tenant's accepted, forwarded and
 # failed figures; its duplicates and rejections were counted for all tenants only.
@@ -251,6 +257,20 @@ class SqliteSpool:
                 (limit,),
             ).fetchall()
         return [RememberedSignature(t, a, bytes(s)) for t, a, s in reversed(rows)]
+
+    def prune(self, forwarded_before: float) -> int:
+        """In steps of _PRUNE_STEP rows, so that appends wait for one short transaction at most."""
+        removed = 0
+        while True:
+            with self._lock:
+                step = self._db.execute(
+                    "DELETE FROM posts WHERE seq IN (SELECT seq FROM posts WHERE status = 'forwarded'"
+                    " AND finished_at < ? LIMIT ?)",
+                    (forwarded_before, _PRUNE_STEP),
+                ).rowcount
+            removed += step
+            if step < _PRUNE_STEP:
+                return removed
 
     def stats(self, tenant: str = "") -> SpoolStats:
         with self._lock:
