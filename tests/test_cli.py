@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rich.console import Console
+
+from civic.listening.v1 import ingestion_pb2
+from services.cli import render
+
 REPO = Path(__file__).resolve().parents[1]
 CIVIC = str(Path(sys.executable).with_name("civic"))
 NAB = REPO.parent / "shared" / "datasets" / "anomaly" / "nab"
@@ -75,3 +80,16 @@ def test_classify_local_reads_stdin_and_writes_json_lines_in_order() -> None:
     assert rows[2]["language"] == "fr"
     for row in rows:
         assert abs(sum(row["scores"].values()) - 1.0) < 1e-3
+
+
+def test_ingestion_figures_name_their_tenant_when_they_are_one_tenants() -> None:
+    def shown(stats: ingestion_pb2.GetIngestionStatsResponse) -> str:
+        console = Console(record=True, width=200)
+        render.ingestion_stats(console, stats)
+        return console.export_text()
+
+    mine = shown(ingestion_pb2.GetIngestionStatsResponse(tenant="city-a", accepted=3, forwarded=2, pending=1))
+    assert mine.startswith("ingestion (city-a): 3 accepted, 2 forwarded, 1 pending")
+    everyone = shown(ingestion_pb2.GetIngestionStatsResponse(accepted=9, last_error="Enrich: UNAVAILABLE"))
+    assert everyone.startswith("ingestion: 9 accepted")
+    assert everyone.rstrip().endswith("last error: Enrich: UNAVAILABLE")

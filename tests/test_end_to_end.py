@@ -113,6 +113,7 @@ def test_status_reports_every_component_healthy(stack: dict[str, str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     for component in ("inference", "search", "alerting", "ingestion", "gateway"):
         assert component in result.stdout
+    assert "ingestion: " in result.stdout and " forwarded, " in result.stdout  # all tenants: no key here
 
 
 def test_civic_up_serves_the_dashboard(stack: dict[str, str]) -> None:

@@ -31,8 +31,9 @@ def status_table(console: Console, rows: Sequence[ComponentStatus]) -> None:
 
 
 def ingestion_stats(console: Console, stats: ingestion_pb2.GetIngestionStatsResponse) -> None:
+    whose = f" ({stats.tenant})" if stats.tenant else ""
     console.print(
-        f"ingestion: {stats.accepted} accepted, {stats.forwarded} forwarded, {stats.pending} pending, "
+        f"ingestion{whose}: {stats.accepted} accepted, {stats.forwarded} forwarded, {stats.pending} pending, "
         f"{stats.rejected} rejected, {stats.duplicates} duplicates"
         + (f"; last error: {stats.last_error}" if stats.last_error else "")
     )
