@@ -88,8 +88,9 @@ def test_ingestion_figures_name_their_tenant_when_they_are_one_tenants() -> None
         render.ingestion_stats(console, stats)
         return console.export_text()
 
-    mine = shown(ingestion_pb2.GetIngestionStatsResponse(tenant="city-a", accepted=3, forwarded=2, pending=1))
-    assert mine.startswith("ingestion (city-a): 3 accepted, 2 forwarded, 1 pending")
+    mine = shown(ingestion_pb2.GetIngestionStatsResponse(tenant="city-a", accepted=4, forwarded=2, pending=1,
+                                                          failed=1))
+    assert mine.startswith("ingestion (city-a): 4 accepted, 2 forwarded, 1 pending, 1 refused downstream")
     everyone = shown(ingestion_pb2.GetIngestionStatsResponse(accepted=9, last_error="Enrich: UNAVAILABLE"))
     assert everyone.startswith("ingestion: 9 accepted")
     assert everyone.rstrip().endswith("last error: Enrich: UNAVAILABLE")

@@ -114,6 +114,8 @@ def test_status_reports_every_component_healthy(stack: dict[str, str]) -> None:
     for component in ("inference", "search", "alerting", "ingestion", "gateway"):
         assert component in result.stdout
     assert "ingestion: " in result.stdout and " forwarded, " in result.stdout  # all tenants: no key here
+    mine = civic(stack, "status", "--tenant", TENANT)
+    assert f"ingestion ({TENANT}): " in mine.stdout and " refused downstream, " in mine.stdout, mine.stdout
 
 
 def test_civic_up_serves_the_dashboard(stack: dict[str, str]) -> None:

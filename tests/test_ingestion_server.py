@@ -173,11 +173,13 @@ def test_stats_of_one_tenant_leave_out_the_others_and_the_forwarder_error(start:
     service = start(last_error="IndexPosts: INVALID_ARGUMENT: posts[0] of city-b")
     service.ingest(make_post("a1"), make_post("b1", tenant="city-b"), make_post("b2", tenant="city-b"),
                    make_post("bad", tenant="city-b", text=""))
+    refused = next(p for p in service.spool.next_batch(10) if post_pb2.Post.FromString(p.payload).id == "b2")
+    service.spool.mark_forwarded([], {refused.seq: "IndexPosts: mapping conflict"})
     a, b = service.stats("city-a"), service.stats("city-b")
-    assert (a.tenant, a.accepted, a.pending, a.rejected, a.last_error) == ("city-a", 1, 1, 0, "")
-    assert (b.tenant, b.accepted, b.pending, b.rejected, b.last_error) == ("city-b", 2, 2, 1, "")
+    assert (a.tenant, a.accepted, a.pending, a.failed, a.rejected, a.last_error) == ("city-a", 1, 1, 0, 0, "")
+    assert (b.tenant, b.accepted, b.pending, b.failed, b.rejected, b.last_error) == ("city-b", 2, 1, 1, 1, "")
     everyone = service.stats()
-    assert (everyone.tenant, everyone.accepted, everyone.rejected) == ("", 3, 1)
+    assert (everyone.tenant, everyone.accepted, everyone.failed, everyone.rejected) == ("", 3, 1, 1)
     assert everyone.last_error.startswith("IndexPosts: INVALID_ARGUMENT")
     with pytest.raises(grpc.RpcError) as caught:
         service.stats("City A")

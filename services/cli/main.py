@@ -73,13 +73,17 @@ def down(
 
 @app.command()
 @friendly_errors
-def status() -> None:
+def status(
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="Count only this agency's posts (a tenant's key "
+                                                               "always gets its own agency's).")] = "",
+) -> None:
     """Show each component's process, health and log, and the ingestion counters."""
     rows = Stack(settings()).status()
     render.status_table(console, rows)
     if any(row.name == "ingestion" and row.healthy for row in rows):
         stats = stub(ingestion_pb2_grpc.IngestionServiceStub, settings().ingestion_target)
-        render.ingestion_stats(console, stats.GetIngestionStats(ingestion_pb2.GetIngestionStatsRequest()))
+        request = ingestion_pb2.GetIngestionStatsRequest(tenant=tenant)
+        render.ingestion_stats(console, stats.GetIngestionStats(request))
     if not all(row.healthy for row in rows):
         raise typer.Exit(code=1)
 

@@ -148,6 +148,7 @@ class Ingestion:
         return ingestion_pb2.GetIngestionStatsResponse(
             accepted=counts.accepted,
             forwarded=counts.forwarded,
+            failed=counts.failed,
             pending=counts.pending,
             rejected=counts.rejected,
             duplicates=counts.duplicates,
