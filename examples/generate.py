@@ -35,6 +35,7 @@ from phrasebook.planted import (
     RUMOUR,
     RUMOUR_HASHTAG,
 )
+from phrasebook.topics import RUMOUR_TOPICS, SERVICES, pii_topics, topics_of
 from phrasebook.transit import TRANSIT
 
 from civic.listening.v1 import post_pb2
@@ -113,6 +114,8 @@ class Draft:
     sentiment: str = "neutral"
     labelled: bool = False
     shares_boost: float = 1.0
+    # The agency topics the post is about (examples/phrasebook/topics.py): the ground truth.
+    topics: tuple[str, ...] = ()
 
 
 class Week:
@@ -165,10 +168,11 @@ def background(week: Week, tenant_name: str, count: int) -> list[Draft]:
     for _ in range(count):
         language = week.language()
         sentiment = rng.choices(SENTIMENTS, weights=tenant.sentiment_weights)[0]
-        text = compose(tenant.phrases[language], COMMON[language], ASIDES[language], sentiment, rng)
+        pieces: list[str] = []
+        text = compose(tenant.phrases[language], COMMON[language], ASIDES[language], sentiment, rng, pieces)
         drafts.append(Draft(week.time_in(WEEK_START, DAYS), tenant_name, week.channel(tenant.channel_weights),
                             language, text, week.author(language), sentiment,
-                            rng.random() < LABELLED_LANGUAGE_SHARE))
+                            rng.random() < LABELLED_LANGUAGE_SHARE, topics=topics_of(tenant_name, pieces)))
     return drafts
 
 
@@ -185,7 +189,8 @@ def outage_spike(week: Week, count: int, tone: random.Random) -> list[Draft]:
         language = week.language()
         sentiment = rng.choices(SENTIMENTS, weights=(85, 12, 3))[0]
         offset = min(rng.triangular(0, SPIKE_HOURS * 3600, 3600), SPIKE_HOURS * 3600 - 1)
-        text = compose(OUTAGE[language], COMMON[language], ASIDES[language], sentiment, rng)
+        pieces: list[str] = []
+        text = compose(OUTAGE[language], COMMON[language], ASIDES[language], sentiment, rng, pieces)
         if sentiment == "negative":
             roll = tone.random()
             if roll < ABUSIVE_SHARE:
@@ -194,7 +199,8 @@ def outage_spike(week: Week, count: int, tone: random.Random) -> list[Draft]:
                 text = f"{tone.choice(OUTAGE[language]['outburst'])} {text}"
         channel = week.channel({"mastodon": 55, "reddit": 30, "open311": 10, "webhook": 5})
         drafts.append(Draft(SPIKE_START + timedelta(seconds=int(offset)), "city-transit", channel, language,
-                            text, week.author(language), sentiment, shares_boost=2.0))
+                            text, week.author(language), sentiment, shares_boost=2.0,
+                            topics=topics_of("city-transit", pieces)))
     return drafts
 
 
@@ -207,7 +213,7 @@ def relief_rumour(week: Week, claims: int, copies_per_language: dict[str, int]) 
         channel = week.channel({"mastodon": 60, "reddit": 30, "webhook": 10})
         moment = week.time_in(RUMOUR_START, RUMOUR_DAYS, late_weight=1.5)
         return Draft(moment, "emergency-mgmt", channel, language, f"{text} {RUMOUR_HASHTAG}", author, sentiment,
-                     shares_boost=boost)
+                     shares_boost=boost, topics=RUMOUR_TOPICS)
 
     for _ in range(claims):
         language = week.language()
@@ -224,13 +230,14 @@ def relief_rumour(week: Week, claims: int, copies_per_language: dict[str, int]) 
             if moment.hour < 8:
                 moment += timedelta(hours=8)
             drafts.append(Draft(moment, "emergency-mgmt", "mastodon", language, f"{text} {RUMOUR_HASHTAG}",
-                                official, "neutral", labelled=True, shares_boost=5.0))
+                                official, "neutral", labelled=True, shares_boost=5.0, topics=RUMOUR_TOPICS))
     return drafts
 
 
 def pii_posts(week: Week) -> list[Draft]:
     return [
-        Draft(week.time_in(WEEK_START, DAYS), tenant, channel, language, text, week.author(language), "negative")
+        Draft(week.time_in(WEEK_START, DAYS), tenant, channel, language, text, week.author(language), "negative",
+              topics=pii_topics(text))
         for tenant, language, channel, text in PII_POSTS
     ]
 
@@ -239,10 +246,17 @@ def official_author(tenant: str) -> Author:
     return Author(f"syn-official-{tenant}", TENANTS[tenant].official, 48_000)
 
 
-def assign(week: Week, drafts: list[Draft], id_prefix: str) -> list[dict[str, Any]]:
-    """Orders drafts by time and turns them into records shaped like the Post message's JSON."""
+def assign(week: Week, drafts: list[Draft], id_prefix: str) -> list[tuple[dict[str, Any], Draft]]:
+    """Orders drafts by time and turns them into records shaped like the Post message's JSON, each
+    with the draft it came from."""
     ordered = sorted(drafts, key=lambda d: (d.created_at, d.tenant, d.channel, d.text, d.author.id))
-    return [record(week, draft, f"{id_prefix}{number:06d}") for number, draft in enumerate(ordered, 1)]
+    return [(record(week, draft, f"{id_prefix}{number:06d}"), draft) for number, draft in enumerate(ordered, 1)]
+
+
+def truth(post: dict[str, Any], draft: Draft) -> dict[str, Any]:
+    """What a post is about: its agency's public service and the agency topics it concerns."""
+    return {"id": post["id"], "tenant": post["tenant"], "service": SERVICES[post["tenant"]],
+            "topics": list(draft.topics)}
 
 
 def record(week: Week, draft: Draft, post_id: str) -> dict[str, Any]:
@@ -324,7 +338,7 @@ def _cumulative(weights: list[float]) -> list[float]:
     return out
 
 
-def generate_posts(seed: int, count: int) -> list[dict[str, Any]]:
+def generate_posts(seed: int, count: int) -> list[tuple[dict[str, Any], Draft]]:
     """`count` posts; the planted facts keep their shape at any count and scale with it."""
     week = Week(random.Random(seed))
     scale = count / DEFAULT_COUNT
@@ -346,7 +360,7 @@ def generate_csv_rows(seed: int, count: int) -> list[dict[str, str]]:
     per_tenant = [count // 3 + (1 if index < count % 3 else 0) for index in range(3)]
     drafts = [draft for name, n in zip(TENANTS, per_tenant, strict=True) for draft in background(week, name, n)]
     rows = []
-    for post in assign(week, [replace(d, labelled=d.labelled or d.channel == "rss") for d in drafts], "syn-csv-"):
+    for post, _ in assign(week, [replace(d, labelled=d.labelled or d.channel == "rss") for d in drafts], "syn-csv-"):
         geo = post.get("geo", {})
         social = post["channel"] in ("mastodon", "reddit")
         rows.append({
@@ -363,9 +377,13 @@ def generate_csv_rows(seed: int, count: int) -> list[dict[str, str]]:
 
 def write(out: Path, seed: int, count: int, csv_count: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    posts = generate_posts(seed, count)
     with (out / "posts.jsonl").open("w", encoding="utf-8", newline="\n") as handle:
-        for post in generate_posts(seed, count):
+        for post, _ in posts:
             handle.write(json.dumps(post, ensure_ascii=False) + "\n")
+    with (out / "posts.topics.jsonl").open("w", encoding="utf-8", newline="\n") as handle:
+        for post, draft in posts:
+            handle.write(json.dumps(truth(post, draft), ensure_ascii=False) + "\n")
     rows = generate_csv_rows(seed, csv_count)
     with (out / "posts.csv").open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
@@ -377,7 +395,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
-                        help="folder for posts.jsonl and posts.csv (default: this script's folder)")
+                        help="folder for posts.jsonl, posts.topics.jsonl (what each post is about) and "
+                             "posts.csv (default: this script's folder)")
     parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help="posts in posts.jsonl (>= 200)")
     parser.add_argument("--csv-count", type=int, default=50, help="rows in posts.csv (>= 3)")
     args = parser.parse_args()

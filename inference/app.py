@@ -116,6 +116,7 @@ def to_enrichment(result: EnrichmentResult, versions: dict[str, str]) -> post_pb
         ),
         relevance=[post_pb2.TopicRelevance(topic=topic, score=score) for topic, score in relevance],
         topic=result.topic,
+        topics=result.topics,
         embedding=result.embedding,
         model_versions=post_pb2.ModelVersions(
             encoder=versions["encoder"],

@@ -1,9 +1,11 @@
 """The enrichment model: one encoder pass per post gives its embedding, sentiment, tone and topic relevance.
 
 The encoder's lower layers run once per post. From their output the frozen top layers finish the
-L2-normalized, mean-pooled "passage: " embedding, which relevance compares with the topic
-descriptions, embedded the same way (short keyword descriptions matched posts better as passages
-than as E5 queries, across languages: the figures are in inference/artifacts/README.md); the
+L2-normalized, mean-pooled "passage: " embedding, which relevance (services/common/relevance)
+scores against the default topics, embedded the same way (short keyword descriptions matched posts
+better as passages than as E5 queries, across languages: the figures are in
+inference/artifacts/README.md); the search service scores it again against the tenant's own topics
+when it indexes the post. The
 fine-tuned sentiment tower gives the sentiment; the tone heads (inference/tone.py) read pooled
 features of the same pass. Without a tower file, the sentiment is a linear head over the embedding.
 """
@@ -27,17 +29,13 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer
 
 from inference.encoder import ENCODER_VERSION, build_into, load_encoder
-from inference.relevance import (
-    ARTIFACTS_DIR,
-    TOPIC_THRESHOLD,
-    Background,
-    TopicScorer,
-    load_topics,
-    topics_checksum,
-)
 from inference.runtime import EncoderPass, OnnxPass, Runtime, export_graph, graph_path, padded
+from inference.shipped import ARTIFACTS_DIR
 from inference.tone import NO_TONE, TONE_FILE, Tone, ToneHeads, load_tone_heads, tone_of
 from inference.tower import load_tower
+from services.common.relevance.background import Background
+from services.common.relevance.definitions import TopicDefinition, load_topics
+from services.common.relevance.scoring import Calibration, TopicSetScorer, compile_topics, set_checksum
 from services.common.settings import Settings
 
 M = TypeVar("M", bound=torch.nn.Module)
@@ -55,6 +53,7 @@ class EnrichmentResult:
     scores: dict[str, float]
     relevance: list[tuple[str, float]]
     topic: str
+    topics: list[str]
     embedding: list[float]
     tone: Tone
 
@@ -110,8 +109,9 @@ class EnrichmentModel:
         encoder_pass: EncoderPass | OnnxPass,
         tokenizer: Tokenizer,
         head: torch.nn.Linear | None,
-        topics: dict[str, str],
+        topics: Sequence[TopicDefinition],
         background: Background,
+        calibration: Calibration,
         *,
         tone: ToneHeads | None,
         max_seq_length: int,
@@ -127,8 +127,7 @@ class EnrichmentModel:
         if tone is not None and "tower" in tone.features and head is not None:
             raise ValueError("these tone heads read the sentiment tower's output, and no tower is loaded")
         self._tone = tone
-        descriptions = [PASSAGE_PREFIX + description for description in topics.values()]
-        self._topics = TopicScorer(list(topics), self._encode(descriptions, with_heads=False)[0], background)
+        self.topics = TopicSetScorer(compile_topics(topics, self._embed_passages), background, calibration)
         self.versions = versions
 
     @classmethod
@@ -153,16 +152,16 @@ class EnrichmentModel:
         if tone is not None and torch.cuda.is_available():
             tone.to(device="cuda")
         topics = load_topics(settings.topics_file)
-        background = Background.load()
+        background, calibration = Background.load(), Calibration.load()
         sentiment_version = "umsab-tower" if tower_file is not None else "umsab-logreg"
         versions = {
             "encoder": encoder_version,
             "sentiment": f"{sentiment_version}@{short_sha256(tower_file or SENTIMENT_HEAD_FILE)}",
-            "relevance": f"e5-topics@{topics_checksum(topics, background)}",
+            "relevance": f"default-topics@{set_checksum(topics, background, calibration)}",
             "tone": f"tweeteval-tone@{short_sha256(TONE_FILE)}" if tone is not None else "",
         }
         return cls(
-            encoder_pass, tokenizer, head, topics, background, tone=tone,
+            encoder_pass, tokenizer, head, topics, background, calibration, tone=tone,
             max_seq_length=settings.max_seq_length, batch_size=settings.inference_max_batch_size,
             versions=versions,
         )
@@ -198,6 +197,9 @@ class EnrichmentModel:
                            torch.cat(offensive)[inverse] if offensive else None)
         return vectors, heads
 
+    def _embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode([PASSAGE_PREFIX + text for text in texts], with_heads=False)[0].numpy()
+
     def embed(self, texts: Sequence[str], is_query: bool) -> list[list[float]]:
         if not texts:
             return []
@@ -212,7 +214,7 @@ class EnrichmentModel:
         assert heads is not None
         with torch.inference_mode():
             probabilities = torch.softmax(heads.sentiment, dim=-1).tolist()
-            relevance = self._topics.scores(embeddings).tolist()
+            relevance = self.topics.scores(embeddings.numpy())
         if heads.emotion is not None and heads.offensive is not None:
             tones = [tone_of(emotion, offensive)
                      for emotion, offensive in zip(heads.emotion.tolist(), heads.offensive.tolist(), strict=True)]
@@ -225,20 +227,20 @@ class EnrichmentModel:
         ]
 
     def _result(
-        self, text: str, probabilities: list[float], relevance: list[float], embedding: list[float], tone: Tone
+        self, text: str, probabilities: list[float], relevance: np.ndarray, embedding: list[float], tone: Tone
     ) -> EnrichmentResult:
+        tagging = self.topics.tagging(relevance)
         if not text.strip():
             # Nothing was said: no opinion, no tone and no topic, whatever the encoder makes of the bare prefix.
             probabilities = [float(label == "neutral") for label in LABELS]
-            relevance = [0.0] * len(relevance)
+            tagging = self.topics.untagged()
             tone = NO_TONE
-        ranked = sorted(zip(self._topics.names, relevance, strict=True), key=lambda pair: pair[1], reverse=True)
-        best_topic, best_score = ranked[0]
         return EnrichmentResult(
             label=LABELS[max(range(len(LABELS)), key=probabilities.__getitem__)],
             scores=dict(zip(LABELS, probabilities, strict=True)),
-            relevance=ranked,
-            topic=best_topic if best_score >= TOPIC_THRESHOLD else "",
+            relevance=tagging.relevance,
+            topic=tagging.topic,
+            topics=tagging.topics,
             embedding=embedding,
             tone=tone,
         )

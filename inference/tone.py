@@ -16,7 +16,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from inference.relevance import ARTIFACTS_DIR
+from inference.shipped import ARTIFACTS_DIR
 
 EMOTIONS = ("anger", "joy", "optimism", "sadness")
 OFFENSIVE_LABELS = ("not-offensive", "offensive")

@@ -27,7 +27,7 @@ from transformers import BertModel
 
 from inference.encoder import ENCODER_VERSION, load_encoder, packed_model_path
 from inference.model import LABELS, PASSAGE_PREFIX
-from inference.relevance import ARTIFACTS_DIR
+from inference.shipped import ARTIFACTS_DIR
 from inference.tower import SentimentTower, attention_bias, run_layers
 from inference.train_sentiment import (
     DEFAULT_DATA_DIR,

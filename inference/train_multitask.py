@@ -30,7 +30,7 @@ import torch
 
 from inference.encoder import ENCODER_VERSION, load_encoder, packed_model_path
 from inference.model import LABELS, SENTIMENT_TOWER_FILE
-from inference.relevance import ARTIFACTS_DIR
+from inference.shipped import ARTIFACTS_DIR
 from inference.tone import EMOTIONS, TONE_FILE, ToneHeads, load_tone_heads
 from inference.tower import SentimentTower, attention_bias, load_tower
 from inference.train_finetune import length_grouped, pad

@@ -1,4 +1,5 @@
-"""Trains the shipped sentiment head and fits the relevance background; writes inference/artifacts/.
+"""Trains the shipped sentiment head (inference/artifacts/) and fits the relevance background
+(services/common/relevance/artifacts/).
 
     python -m inference.train_sentiment [--seed 0] [--data-dir ...] [--cache-dir ...]
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 
@@ -27,14 +27,13 @@ from transformers import BertModel
 
 from inference.encoder import ENCODER_VERSION, load_encoder, mean_pooled
 from inference.model import LABELS, PASSAGE_PREFIX
-from inference.relevance import ARTIFACTS_DIR, CALIBRATION_FILE, CALIBRATION_JSON, Background, load_topics
+from inference.shipped import ARTIFACTS_DIR
+from services.common.relevance.background import BACKGROUND_FILE, BACKGROUND_JSON, Background
 from services.common.settings import Settings
 
 LANGUAGES = ("arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish")
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sentiment"
 L2_GRID = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
-BACKGROUND_QUANTILE = 0.99  # relevance 0.5 = closer to a topic than 99% of ordinary tweets
-BACKGROUND_MEDIAN_RELEVANCE = 0.02
 
 
 def read_lines(path: Path) -> list[str]:
@@ -147,23 +146,6 @@ def load_split(data_dir: Path, language: str, split: str) -> tuple[list[str], np
     return texts, labels
 
 
-def fit_background(train: np.ndarray, topic_vectors: np.ndarray, components: int) -> tuple[Background, dict]:
-    """Background moments from the train tweets; the logistic midpoint at their 99th-percentile z."""
-    background = Background.fit(torch.from_numpy(train).double(), components)
-    background = Background(background.mean.float(), background.components.float(),
-                            background.residual_variance, 0.0, 1.0)
-    z = background.z_scores(torch.from_numpy(train), torch.from_numpy(topic_vectors)).numpy()
-    z_high, z_median = np.quantile(z, BACKGROUND_QUANTILE), np.quantile(z, 0.5)
-    z_scale = (z_high - z_median) / math.log(1 / BACKGROUND_MEDIAN_RELEVANCE - 1)
-    fitted = Background(background.mean, background.components, background.residual_variance,
-                        float(z_high), float(z_scale))
-    figures = {
-        "z_mean": float(z.mean()), "z_std": float(z.std()),
-        "share_over_threshold_per_topic": (fitted.relevance(torch.from_numpy(z)) >= 0.5).float().mean(dim=0).tolist(),
-    }
-    return fitted, figures
-
-
 def main() -> None:
     settings = Settings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -221,23 +203,11 @@ def main() -> None:
     save_file({"weight": head.weight.detach().contiguous(), "bias": head.bias.detach().contiguous()},
               str(head_path))
 
-    topics = load_topics(None)
-    topic_vectors = cache.embed(list(topics.values()), PASSAGE_PREFIX)
-    background, background_figures = fit_background(features.float().numpy(), topic_vectors, args.components)
-    val_all = torch.from_numpy(np.concatenate([x for x, _ in val.values()]))
-    val_relevance = background.relevance(background.z_scores(val_all, torch.from_numpy(topic_vectors)))
-    relevance_figures = {
-        "background_train": background_figures,
-        "val_share_over_threshold_per_topic": dict(
-            zip(topics, (val_relevance >= 0.5).float().mean(dim=0).tolist(), strict=True)
-        ),
-    }
-    background.save(args.out_dir / CALIBRATION_FILE.name, args.out_dir / CALIBRATION_JSON.name, {
-        "method": "z-score of the cosine against the UMSAB train tweets' cosine distribution for the topic "
-                  "(mean and principal components of their embeddings); relevance = "
-                  "sigmoid((z - z_midpoint) / z_scale)",
-        "encoder": ENCODER_VERSION, "components": args.components, "background_quantile": BACKGROUND_QUANTILE,
-        "background_median_relevance": BACKGROUND_MEDIAN_RELEVANCE, "figures": relevance_figures,
+    background = Background.fit(features.double().numpy(), args.components)
+    background.save(BACKGROUND_FILE, BACKGROUND_JSON, {
+        "method": "mean and the leading principal components of the UMSAB train tweets' embeddings (all 8 "
+                  "languages); a topic vector's background cosine distribution follows from them",
+        "encoder": ENCODER_VERSION, "components": args.components,
     })
 
     record = {
@@ -264,7 +234,6 @@ def main() -> None:
         print(f"  {language:<11} val macro-F1 {100 * score:.1f}")
     print(f"  {'mean':<11} val macro-F1 {100 * record['figures']['umsab_val_macro_f1_mean']:.1f}")  # type: ignore[index]
     print(f"TweetEval val ({len(unseen)} tweets unseen in training): macro-recall {100 * tweeteval_recall:.1f}")
-    print(f"relevance >= 0.5 on UMSAB val, per topic: {relevance_figures['val_share_over_threshold_per_topic']}")
     print(f"head sha256 {record['head']['sha256']}")  # type: ignore[index]
 
 

@@ -29,7 +29,7 @@ from transformers import BertModel
 
 from inference.encoder import ENCODER_VERSION, load_encoder, packed_model_path
 from inference.model import SENTIMENT_TOWER_FILE
-from inference.relevance import ARTIFACTS_DIR
+from inference.shipped import ARTIFACTS_DIR
 from inference.tone import EMOTIONS, FEATURES, OFFENSIVE_LABELS, ToneHeads
 from inference.tower import SentimentTower, attention_bias, load_tower, masked_mean, run_layers
 from inference.train_finetune import lower_states, pad

@@ -74,6 +74,7 @@ def test_to_enrichment_maps_every_field() -> None:
         scores={"negative": 0.7, "neutral": 0.2, "positive": 0.1},
         relevance=[("roads", 0.2), ("passports", 0.9), ("parks", 0.4)],
         topic="passports",
+        topics=["passports"],
         embedding=[0.6, 0.8],
         tone=ANGRY,
     )
@@ -85,6 +86,7 @@ def test_to_enrichment_maps_every_field() -> None:
     assert [item.topic for item in enrichment.relevance] == ["passports", "parks", "roads"]
     assert enrichment.relevance[0].score == pytest.approx(0.9)
     assert enrichment.topic == "passports"
+    assert list(enrichment.topics) == ["passports"]
     assert list(enrichment.embedding) == pytest.approx([0.6, 0.8])
     assert enrichment.model_versions == post_pb2.ModelVersions(
         encoder="enc@1", sentiment="sent@2", relevance="rel@3", tone="tone@4"
@@ -99,12 +101,12 @@ def test_to_enrichment_maps_every_field() -> None:
 @pytest.mark.parametrize("emotion", EMOTIONS)
 def test_every_emotion_maps_to_its_enum(emotion: str) -> None:
     tone = Tone(emotion, {name: float(name == emotion) for name in EMOTIONS}, False, 0.1)
-    result = EnrichmentResult("neutral", {"negative": 0, "neutral": 1, "positive": 0}, [], "", [1.0], tone)
+    result = EnrichmentResult("neutral", {"negative": 0, "neutral": 1, "positive": 0}, [], "", [], [1.0], tone)
     assert post_pb2.Emotion.Name(to_enrichment(result, VERSIONS).emotion) == f"EMOTION_{emotion.upper()}"
 
 
 def test_no_tone_is_unspecified() -> None:
-    result = EnrichmentResult("neutral", {"negative": 0, "neutral": 1, "positive": 0}, [], "", [1.0], NO_TONE)
+    result = EnrichmentResult("neutral", {"negative": 0, "neutral": 1, "positive": 0}, [], "", [], [1.0], NO_TONE)
     enrichment = to_enrichment(result, VERSIONS)
     assert enrichment.emotion == post_pb2.EMOTION_UNSPECIFIED
     assert (enrichment.offensive, enrichment.offensive_score) == (False, 0.0)
@@ -120,7 +122,8 @@ def test_no_tone_is_unspecified() -> None:
 )
 def test_every_label_maps_to_its_enum(label: str, expected: int) -> None:
     scores = {"negative": 0.0, "neutral": 0.0, "positive": 0.0, label: 1.0}
-    result = EnrichmentResult(label=label, scores=scores, relevance=[], topic="", embedding=[1.0], tone=NO_TONE)
+    result = EnrichmentResult(label=label, scores=scores, relevance=[], topic="", topics=[], embedding=[1.0],
+                              tone=NO_TONE)
     assert to_enrichment(result, VERSIONS).sentiment == expected
 
 

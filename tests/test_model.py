@@ -58,7 +58,7 @@ def test_versions_name_every_part(model: EnrichmentModel, fp32_model: Enrichment
     # The shipped sentiment model is the fine-tuned tower, named by the sha256 of its weights file.
     shipped = hashlib.sha256(SENTIMENT_TOWER_FILE.read_bytes()).hexdigest()[:12]
     assert model.versions["sentiment"] == f"umsab-tower@{shipped}"
-    assert model.versions["relevance"].startswith("e5-topics@")
+    assert model.versions["relevance"].startswith("default-topics@")
     assert model.versions["tone"] == f"tweeteval-tone@{hashlib.sha256(TONE_FILE.read_bytes()).hexdigest()[:12]}"
 
 

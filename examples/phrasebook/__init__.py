@@ -21,8 +21,14 @@ CITY = "Port Alder"
 _FORMATTER = string.Formatter()
 
 
-def fill(template: str, slots: PhraseGroup, rng: random.Random) -> str:
-    """Fills every {slot} of a template; filler text may itself contain slots, one level deep."""
+def fill(template: str, slots: PhraseGroup, rng: random.Random, pieces: list[str] | None = None) -> str:
+    """Fills every {slot} of a template; filler text may itself contain slots, one level deep.
+
+    pieces, when given, receives the template and every filler chosen: what the post is made of,
+    from which examples/phrasebook/topics.py tells what it is about.
+    """
+    if pieces is not None:
+        pieces.append(template)
     used: dict[str, set[str]] = {}
     values: dict[str, str] = {}
     for _, name, _, _ in _FORMATTER.parse(template):
@@ -33,16 +39,21 @@ def fill(template: str, slots: PhraseGroup, rng: random.Random) -> str:
         choices = [option for option in slots[base] if option not in taken] or list(slots[base])
         chosen = rng.choice(choices)
         taken.add(chosen)
-        values[name] = fill(chosen, slots, rng) if "{" in chosen else chosen
+        if pieces is not None and "{" not in chosen:
+            pieces.append(chosen)
+        values[name] = fill(chosen, slots, rng, pieces) if "{" in chosen else chosen
     return template.format(**values)
 
 
 def compose(group: PhraseGroup, common: PhraseGroup, asides: PhraseGroup, sentiment: str,
-            rng: random.Random) -> str:
-    """An opener, one or two filled templates, often a personal aside, a closer: as people write."""
+            rng: random.Random, pieces: list[str] | None = None) -> str:
+    """An opener, one or two filled templates, often a personal aside, a closer: as people write.
+
+    pieces receives the templates and fillers of the post's point (not of its aside).
+    """
     slots = {**common, **asides, **group}
     templates = rng.sample(group[sentiment], 2 if rng.random() < 0.3 and len(group[sentiment]) > 1 else 1)
-    sentences = [capitalize(fill(template, slots, rng)) for template in templates]
+    sentences = [capitalize(fill(template, slots, rng, pieces)) for template in templates]
     if rng.random() < 0.8:
         sentences.insert(rng.randrange(len(sentences) + 1), fill(rng.choice(asides[sentiment]), slots, rng))
     parts = [
