@@ -1,14 +1,15 @@
 """Scores posts against a set of topics: description, prototype and classifier, calibrated alike.
 
 A topic is scored by the best evidence it has. Its description alone gives a zero-shot score; its
-example posts add a prototype score (the higher of the two counts) (their mean direction, pushed away from the counter-examples' as in
-Rocchio's method); once analysts marked enough posts, a logistic regression on the embeddings
-(classifier.py) replaces both. The first two are cosines made comparable across topics as z-scores
-against ordinary posts (background.py), together with how far the topic is behind the set's best one
-(a post about fares is usually closest to the fares topic, whatever the absolute level), mapped to a
-probability by a logistic calibration fitted once on labelled posts (calibration.json, fitted by
-bench/relevance_calibration.py on training data only). Every score is a probability of relevance,
-so one threshold (0.5 unless the topic says otherwise) means the same on every topic.
+example posts add a prototype (their mean direction, pushed away from the counter-examples' as in
+Rocchio's method) and the higher of the two scores counts; once analysts marked enough posts, a
+logistic regression on the embeddings (classifier.py) replaces both. The first two are cosines
+made comparable across topics as z-scores against ordinary posts (background.py), together with
+how far the topic is behind the set's best one (a post about fares is usually closest to the fares
+topic, whatever the absolute level), mapped to a probability by a logistic calibration fitted once
+on labelled posts (calibration.json, fitted by bench/relevance_calibration.py on training data
+only). Every score is a probability of relevance, so one threshold (0.5 unless the topic says
+otherwise) means the same on every topic.
 """
 
 from __future__ import annotations
