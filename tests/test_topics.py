@@ -264,3 +264,27 @@ def test_bad_marks_and_lookups_are_refused(stack: Stack, tenant: str) -> None:
         grpc.StatusCode.NOT_FOUND
     assert refused(stack.topics.CopyDefaultTopics, topics_pb2.CopyDefaultTopicsRequest(
         tenant=tenant, names=["nope"], by="a")).details().startswith("names:")
+
+
+def test_a_batch_of_marks_refits_once_and_names_a_bad_mark(stack: Stack, tenant: str) -> None:
+    about = demo_posts("fares_and_tickets", 10)
+    other = demo_posts("stations_and_accessibility", 10)
+    index(stack, tenant, {f"fare-{i}": t for i, t in enumerate(about)} | {f"lift-{i}": t for i, t in enumerate(other)})
+    put(stack, tenant, "fares", FARES)
+    wait_job(stack, tenant, put(stack, tenant, "stations", "stations, elevators and step-free access").job)
+    marks = [topics_pb2.PostMark(topic="fares", channel="mastodon", post_id=f"{prefix}-{i}", relevant=prefix == "fare")
+             for i in range(10) for prefix in ("fare", "lift")]
+    bad = topics_pb2.MarkPostsRequest(tenant=tenant, by="reviewer", marks=[*marks[:3], topics_pb2.PostMark(
+        topic="fares", channel="mastodon", post_id="missing", relevant=True)])
+    with pytest.raises(grpc.RpcError) as error:
+        stack.topics.MarkPosts(bad)
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND and error.value.details().startswith("marks[3].post_id")
+    assert stack.topics.ListMarks(topics_pb2.ListMarksRequest(tenant=tenant, topic="fares")).marks == []
+
+    reply = stack.topics.MarkPosts(topics_pb2.MarkPostsRequest(tenant=tenant, by="reviewer", marks=marks))
+    assert set(reply.quality) == {"fares"} and reply.quality["fares"].scorer == topics_pb2.TOPIC_SCORER_CLASSIFIER
+    assert "fares" in reply.job.reason and wait_job(stack, tenant, reply.job).state == DONE
+    history = stack.topics.ListTaggingJobs(topics_pb2.ListTaggingJobsRequest(tenant=tenant)).jobs
+    assert len(history) == 3  # two puts and one refit for twenty marks
+    stations = stack.topics.GetTopic(topics_pb2.GetTopicRequest(tenant=tenant, name="stations")).topic
+    assert stations.quality.scorer == topics_pb2.TOPIC_SCORER_DESCRIPTION

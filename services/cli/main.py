@@ -21,11 +21,12 @@ from civic.listening.v1 import (
     post_pb2,
     search_pb2,
     search_pb2_grpc,
+    topics_pb2_grpc,
 )
 from services.alerting.anomaly import detect_csv
 from services.cli import alerts as alerts_cli
+from services.cli import demo_topics, render, trace, trends
 from services.cli import keys as keys_cli
-from services.cli import render, trace, trends
 from services.cli import sources as sources_cli
 from services.cli import topics as topics_cli
 from services.cli.classify import classify_texts
@@ -267,6 +268,11 @@ def demo(
     """Load the example posts into the running stack and show what the product sees in them."""
     if not file.exists():
         raise fail(f"{file} not found: run the demo from the repository root")
+    tenants = sorted({r.post.tenant for r in iter_posts(file) if r.post is not None})
+    topics = stub(topics_pb2_grpc.TopicServiceStub, settings().search_target)
+    defined = demo_topics.define(topics, file.parent / "topics", tenants, settings().rpc_timeout_s)
+    if defined:
+        console.print(f"Defined {defined} agency topics from {file.parent / 'topics'}/")
     totals = ingest_file(file, tenant=None, batch_size=500, wait=True)
     if totals["duplicates"] and not totals["accepted"]:
         console.print(
@@ -276,7 +282,6 @@ def demo(
         )
     searcher = stub(search_pb2_grpc.SearchServiceStub, settings().search_target)
     alerting = stub(alerting_pb2_grpc.AlertingServiceStub, settings().alerting_target)
-    tenants = sorted({r.post.tenant for r in iter_posts(file) if r.post is not None})
     query = '"line 3" OR metro'
     render.search_results(
         console, query,
@@ -289,6 +294,8 @@ def demo(
         for tenant in tenants
     }
     render.sentiment_breakdown(console, breakdowns)
+    demo_topics.wait_retagged(topics, tenants, settings().rpc_timeout_s)
+    demo_topics.share_table(console, searcher, topics, tenants, settings().rpc_timeout_s)
     for tenant in tenants:
         render.alert_table(console, tenant, alerting.ListAlerts(alerting_pb2.ListAlertsRequest(tenant=tenant)).alerts)
     render.next_steps(console, tenants)

@@ -87,6 +87,7 @@ METHOD_ROLES: dict[str, str] = {
     _TOPICS + "DeleteTopic": "analyst",
     _TOPICS + "CopyDefaultTopics": "analyst",
     _TOPICS + "MarkPost": "analyst",
+    _TOPICS + "MarkPosts": "analyst",
     _TOPICS + "ListMarks": "reader",
     _TOPICS + "GetTaggingJob": "reader",
     _TOPICS + "ListTaggingJobs": "reader",

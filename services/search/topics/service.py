@@ -9,7 +9,7 @@ force. A mark refits the topic's classifier (examples count as "relevant" marks,
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from services.search.topics.tagger import Tagger
 MAX_BY_CHARS = 200
 MAX_COPY_NAMES = 100
 MARK_TEXT_CHARS = 280
+MAX_MARKS_PER_CALL = 1000
 SCORERS = {"description": topics_pb2.TOPIC_SCORER_DESCRIPTION, "prototype": topics_pb2.TOPIC_SCORER_PROTOTYPE,
            "classifier": topics_pb2.TOPIC_SCORER_CLASSIFIER}
 STATES = {"queued": topics_pb2.TAGGING_JOB_STATE_QUEUED, "running": topics_pb2.TAGGING_JOB_STATE_RUNNING,
@@ -78,7 +79,7 @@ class Topics:
             raise NotFound(f"topic {request.name} not found for tenant {tenant}")
         return topics_pb2.GetTopicResponse(topic=topic_message(stored[0].definition, stored))
 
-    def list(self, request: topics_pb2.ListTopicsRequest) -> topics_pb2.ListTopicsResponse:
+    def list_topics(self, request: topics_pb2.ListTopicsRequest) -> topics_pb2.ListTopicsResponse:
         tenant = require_tenant(request.tenant)
         return topics_pb2.ListTopicsResponse(topic_set=self._set(tenant))
 
@@ -122,40 +123,71 @@ class Topics:
 
     # --- marks ---------------------------------------------------------------------------------
     def mark(self, request: topics_pb2.MarkPostRequest) -> topics_pb2.MarkPostResponse:
-        tenant = require_tenant(request.tenant)
-        name, by = _require_name(request.topic, "topic"), _require_by(request.by)
-        channel = require_channel(request.channel)
-        if not request.post_id:
-            raise InvalidArgument("post_id", "must not be empty")
-        stored = self.store.topic(tenant, name)
-        if stored is None:
-            hint = " (the tenant uses the default topics: copy them first)" if not self.store.topics(tenant) else ""
-            raise InvalidArgument("topic", f"no topic {name} in the tenant's topics{hint}")
-        post = self._post(tenant, channel, request.post_id)
-        if not post.get("embedding"):
-            raise InvalidArgument("post_id", "the post has no embedding to learn from")
-        self.store.put_mark(tenant, name, {
-            "doc_id": document_id(tenant, channel, request.post_id), "channel": channel, "post_id": request.post_id,
-            "relevant": request.relevant, "by": by, "text": post.get("text", "")[:MARK_TEXT_CHARS],
-            "embedding": post["embedding"],
-        })
-        before, meta = stored[0].classifier, stored[1]
-        topic, quality = self._refit(tenant, stored[0])
-        # The scorer changes only when a classifier is (or was) in use; until then a mark only counts.
-        changed = topic.classifier is not None or before is not None
-        def store(version: int) -> None:
-            self.store.put_topic(tenant, topic, version, meta["updated_by"], quality.as_dict())
+        mark = topics_pb2.PostMark(topic=request.topic, channel=request.channel, post_id=request.post_id,
+                                   relevant=request.relevant)
+        reply = self._mark(request.tenant, [mark], request.by, lambda position, name: name)
+        response = topics_pb2.MarkPostResponse(quality=reply.quality[request.topic])
+        if reply.HasField("job"):
+            response.job.CopyFrom(reply.job)
+        return response
 
+    def mark_many(self, request: topics_pb2.MarkPostsRequest) -> topics_pb2.MarkPostsResponse:
+        if not 1 <= len(request.marks) <= MAX_MARKS_PER_CALL:
+            raise InvalidArgument("marks", f"between 1 and {MAX_MARKS_PER_CALL} marks, got {len(request.marks)}")
+        return self._mark(request.tenant, list(request.marks), request.by,
+                          lambda position, name: f"marks[{position}].{name}")
+
+    def _mark(self, tenant: str, marks: list[topics_pb2.PostMark], by: str,
+              where: Callable[[int, str], str]) -> topics_pb2.MarkPostsResponse:
+        tenant, by = require_tenant(tenant), _require_by(by)
+        stored: dict[str, tuple[CompiledTopic, dict[str, Any]]] = {}
+        for position, mark in enumerate(marks):
+            require_channel(mark.channel, where(position, "channel"))
+            if not mark.post_id:
+                raise InvalidArgument(where(position, "post_id"), "must not be empty")
+            name = _require_name(mark.topic, where(position, "topic"))
+            if name not in stored:
+                found = self.store.topic(tenant, name)
+                if found is None:
+                    defaults = " (the tenant uses the default topics: copy them first)" \
+                        if not self.store.topics(tenant) else ""
+                    raise InvalidArgument(where(position, "topic"), f"no topic {name} in the tenant's topics{defaults}")
+                stored[name] = found
+        posts = self._posts(tenant, [(m.channel, m.post_id) for m in marks])
+        rows = []
+        for position, mark in enumerate(marks):
+            post = posts.get(document_id(tenant, mark.channel, mark.post_id))
+            if post is None:
+                raise NotFound(f"{where(position, 'post_id')}: post {mark.channel}/{mark.post_id} not found for "
+                               f"tenant {tenant}")
+            if not post.get("embedding"):
+                raise InvalidArgument(where(position, "post_id"), "the post has no embedding to learn from")
+            rows.append({"topic": mark.topic, "doc_id": document_id(tenant, mark.channel, mark.post_id),
+                         "channel": mark.channel, "post_id": mark.post_id, "relevant": mark.relevant, "by": by,
+                         "text": post.get("text", "")[:MARK_TEXT_CHARS], "embedding": post["embedding"]})
+        self.store.put_marks(tenant, rows)
+        refitted = {name: (*self._refit(tenant, topic), topic.classifier, meta)
+                    for name, (topic, meta) in stored.items()}
+        # The scorer changes only where a classifier is (or was) in use; until then marks only count.
+        changed = any(new.classifier is not None or old is not None for new, _, old, _ in refitted.values())
+
+        def write(version: int) -> None:
+            for new, quality, _, meta in refitted.values():
+                self.store.put_topic(tenant, new, version if changed else int(meta["version"]), meta["updated_by"],
+                                     quality.as_dict())
+
+        version = self.store.change(tenant, write) if changed else self.store.set_version(tenant)
+        if not changed:
+            write(version)
+        for row in rows:
+            self.store.record(tenant, "mark", row["topic"], by, version, post_id=row["post_id"],
+                              channel=row["channel"], relevant=row["relevant"])
+        response = topics_pb2.MarkPostsResponse()
+        for name, (_, quality, _, _) in refitted.items():
+            response.quality[name].CopyFrom(quality_message(quality))
         if changed:
-            version = self.store.change(tenant, store)
-        else:
-            version = int(meta["version"])
-            store(version)
-        self.store.record(tenant, "mark", name, by, version, post_id=request.post_id, channel=channel,
-                          relevant=request.relevant)
-        response = topics_pb2.MarkPostResponse(quality=quality_message(quality))
-        if changed:
-            response.job.CopyFrom(job_message(self.jobs.create(tenant, "retag", f"classifier of {name} refitted",
+            topics = ", ".join(sorted(n for n, (new, _, old, _) in refitted.items() if new.classifier or old))
+            response.job.CopyFrom(job_message(self.jobs.create(tenant, "retag", f"classifier of {topics} refitted",
                                                                version)))
         return response
 
@@ -222,15 +254,13 @@ class Topics:
         quality = classifier.quality if classifier is not None else _quality(topic, len(relevant), len(not_relevant))
         return topic.with_classifier(classifier), quality
 
-    def _post(self, tenant: str, channel: str, post_id: str) -> dict[str, Any]:
-        reply = self.es.search(index=alias_name(self.prefix, tenant), size=1, ignore_unavailable=True,
-                               allow_no_indices=True, source_includes=["text", "embedding"],
-                               query={"term": {"doc_id": document_id(tenant, channel, post_id)}})
-        hits = reply["hits"]["hits"]
-        if not hits:
-            raise NotFound(f"post {channel}/{post_id} not found for tenant {tenant}")
-        source: dict[str, Any] = hits[0]["_source"]
-        return source
+    def _posts(self, tenant: str, keys: Sequence[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+        """Stored posts by document id, with their text and embedding."""
+        ids = sorted({document_id(tenant, channel, post_id) for channel, post_id in keys})
+        reply = self.es.search(index=alias_name(self.prefix, tenant), size=len(ids), ignore_unavailable=True,
+                               allow_no_indices=True, source_includes=["doc_id", "text", "embedding"],
+                               query={"terms": {"doc_id": ids}})
+        return {hit["_source"]["doc_id"]: hit["_source"] for hit in reply["hits"]["hits"]}
 
     def _set(self, tenant: str) -> topics_pb2.TopicSet:
         stored = self.store.topics(tenant)

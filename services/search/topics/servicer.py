@@ -31,7 +31,7 @@ class TopicServicer(topics_pb2_grpc.TopicServiceServicer):
     def ListTopics(
         self, request: topics_pb2.ListTopicsRequest, context: grpc.ServicerContext
     ) -> topics_pb2.ListTopicsResponse:
-        return self.topics.list(request)
+        return self.topics.list_topics(request)
 
     @rpc_errors
     def DeleteTopic(
@@ -50,6 +50,12 @@ class TopicServicer(topics_pb2_grpc.TopicServiceServicer):
         self, request: topics_pb2.MarkPostRequest, context: grpc.ServicerContext
     ) -> topics_pb2.MarkPostResponse:
         return self.topics.mark(request)
+
+    @rpc_errors
+    def MarkPosts(
+        self, request: topics_pb2.MarkPostsRequest, context: grpc.ServicerContext
+    ) -> topics_pb2.MarkPostsResponse:
+        return self.topics.mark_many(request)
 
     @rpc_errors
     def ListMarks(

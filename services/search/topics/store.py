@@ -85,9 +85,9 @@ class TopicStore:
             document = {"tenant": tenant, "version": version + 1, "updated_at": now_iso()}
             try:
                 if guard is None:
-                    self.es.create(index=self.names["sets"], id=tenant, document=document, refresh="wait_for")
+                    self.es.create(index=self.names["sets"], id=tenant, document=document, refresh=True)
                 else:
-                    self.es.index(index=self.names["sets"], id=tenant, document=document, refresh="wait_for",
+                    self.es.index(index=self.names["sets"], id=tenant, document=document, refresh=True,
                                   if_seq_no=guard[0], if_primary_term=guard[1])
                 return version + 1
             except ConflictError:
@@ -112,7 +112,7 @@ class TopicStore:
 
     def put_topic(self, tenant: str, topic: CompiledTopic, version: int, by: str, quality: dict[str, Any]) -> None:
         self.ensure_indices()
-        self.es.index(index=self.names["topics"], id=_topic_id(tenant, topic.name), refresh="wait_for", document={
+        self.es.index(index=self.names["topics"], id=_topic_id(tenant, topic.name), refresh=True, document={
             "tenant": tenant, "name": topic.name, "version": version, "updated_at": now_iso(), "updated_by": by,
             "quality": quality, "topic": topic.as_dict(),
         })
@@ -120,7 +120,7 @@ class TopicStore:
     def delete_topic(self, tenant: str, name: str) -> bool:
         self.ensure_indices()
         try:
-            self.es.delete(index=self.names["topics"], id=_topic_id(tenant, name), refresh="wait_for")
+            self.es.delete(index=self.names["topics"], id=_topic_id(tenant, name), refresh=True)
         except NotFoundError:
             return False
         # By search and bulk delete: delete-by-query needs the reindex module, which not every cluster has.
@@ -128,14 +128,16 @@ class TopicStore:
         while ids := [hit["_id"] for hit in self.es.search(index=self.names["marks"], query=marks, size=1000,
                                                             source=False)["hits"]["hits"]]:
             helpers.bulk(self.es, ({"_op_type": "delete", "_index": self.names["marks"], "_id": i} for i in ids),
-                         refresh="wait_for", raise_on_error=False)
+                         refresh=True, raise_on_error=False)
         return True
 
     # --- marks ---------------------------------------------------------------------------------
-    def put_mark(self, tenant: str, topic: str, mark: dict[str, Any]) -> None:
+    def put_marks(self, tenant: str, marks: list[dict[str, Any]]) -> None:
+        """Each mark ({"topic", "doc_id", ...}) replaces an earlier one of the same post and topic."""
         self.ensure_indices()
-        self.es.index(index=self.names["marks"], id=_mark_id(tenant, topic, mark["doc_id"]), refresh="wait_for",
-                      document={"tenant": tenant, "topic": topic, "marked_at": now_iso(), **mark})
+        at = now_iso()
+        helpers.bulk(self.es, ({"_index": self.names["marks"], "_id": _mark_id(tenant, m["topic"], m["doc_id"]),
+                                "_source": {"tenant": tenant, "marked_at": at, **m}} for m in marks), refresh=True)
 
     def marks(self, tenant: str, topic: str, limit: int = MAX_MARKS_READ) -> list[dict[str, Any]]:
         """Newest first; with their embeddings."""
@@ -157,7 +159,7 @@ class TopicStore:
     def put_job(self, job: dict[str, Any], seq: tuple[int, int] | None = None) -> tuple[int, int]:
         """Writes a job; with seq (seq_no, primary_term) only if nobody wrote it since. Returns the new seq."""
         self.ensure_indices()
-        reply = self.es.index(index=self.names["jobs"], id=job["id"], document=job, refresh="wait_for",
+        reply = self.es.index(index=self.names["jobs"], id=job["id"], document=job, refresh=True,
                               if_seq_no=seq[0] if seq else None, if_primary_term=seq[1] if seq else None)
         return int(reply["_seq_no"]), int(reply["_primary_term"])
 
