@@ -294,8 +294,18 @@ def demo(
         for tenant in tenants
     }
     render.sentiment_breakdown(console, breakdowns)
-    demo_topics.wait_retagged(topics, tenants, settings().rpc_timeout_s)
-    demo_topics.share_table(console, searcher, topics, tenants, settings().rpc_timeout_s)
+    timeout = settings().rpc_timeout_s
+    demo_topics.wait_retagged(topics, tenants, timeout)
+    demo_topics.share_table(console, searcher, topics, tenants, timeout)
+    channels = {r.post.id: r.post.channel for r in iter_posts(file) if r.post is not None}
+    marked = demo_topics.review(topics, file.with_suffix(".topics.jsonl"), channels, tenants, timeout)
+    if marked:
+        console.print(f"An analyst reviews {demo_topics.REVIEWED_PER_SIDE} posts about each topic and "
+                      f"{demo_topics.REVIEWED_PER_SIDE} about other things ({marked} marks): each topic's "
+                      "classifier takes over and history is re-tagged.")
+        demo_topics.wait_retagged(topics, tenants, timeout)
+        demo_topics.share_table(console, searcher, topics, tenants, timeout)
+        demo_topics.quality_table(console, topics, tenants, timeout)
     for tenant in tenants:
         render.alert_table(console, tenant, alerting.ListAlerts(alerting_pb2.ListAlertsRequest(tenant=tenant)).alerts)
     render.next_steps(console, tenants)
