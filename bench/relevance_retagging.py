@@ -47,7 +47,7 @@ def load(es: Elasticsearch, count: int) -> float:
         for n, post in enumerate(posts):
             post.post.id = f"post-{start + n}"
         helpers.bulk(es, ({"_index": alias, "_id": d["doc_id"], "_source": d} for d in map(to_document, posts)),
-                     chunk_size=1000, request_timeout=120)
+                     chunk_size=1000)
     es.indices.refresh(index=alias)
     return time.monotonic() - started
 
