@@ -104,7 +104,8 @@ def put(stack: Stack, tenant: str, name: str, description: str, **fields: object
 
 
 def stored(stack: Stack, tenant: str, post_id: str) -> post_pb2.Enrichment:
-    return stack.search.GetPost(search_pb2.GetPostRequest(tenant=tenant, channel="mastodon", id=post_id)).post.enrichment
+    request = search_pb2.GetPostRequest(tenant=tenant, channel="mastodon", id=post_id)
+    return stack.search.GetPost(request).post.enrichment
 
 
 def test_a_new_topic_retags_history_and_tags_new_posts(stack: Stack, tenant: str) -> None:
