@@ -243,6 +243,48 @@ def test_classify_through_the_stack_matches_the_local_model(stack: dict[str, str
             assert abs(score - local_row["scores"][label]) < 0.02
 
 
+def test_classify_with_a_topics_file_prints_relevance_and_topics(stack: dict[str, str], tmp_path: Path) -> None:
+    topics = tmp_path / "topics.yaml"
+    topics.write_text("fares:\n  description: fares, ticket prices and passes\n  query: fare OR ticket\n"
+                      "  threshold: 0.01\nlibraries: public libraries, borrowing books and opening hours\n")
+    texts = "The ticket price went up again.\nThe library opens late on Sundays.\n"
+    for args in (("classify", "--topics", str(topics)), ("classify", "--local", "--topics", str(topics))):
+        done = civic(stack, *args, stdin=texts)
+        assert done.returncode == 0, done.stderr
+        rows = [json.loads(line) for line in done.stdout.splitlines()]
+        assert [set(row["relevance"]) for row in rows] == [{"fares", "libraries"}] * 2
+        assert "fares" in rows[0]["topics"] and "fares" not in rows[1]["topics"]  # the query gates it
+        assert rows[1]["relevance"]["fares"] == 0.0
+        assert rows[1]["relevance"]["libraries"] > rows[0]["relevance"]["libraries"]
+    default = [json.loads(line) for line in civic(stack, "classify", stdin=texts).stdout.splitlines()]
+    assert "public_transit" in default[0]["relevance"] and isinstance(default[0]["topics"], list)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("Fares!: fares\n")
+    refused = civic(stack, "classify", "--topics", str(bad), stdin=texts)
+    assert refused.returncode != 0 and "Fares!" in refused.stderr and "name" in refused.stderr
+
+
+def test_topics_from_the_command_line(stack: dict[str, str]) -> None:
+    tenant = "e2e-cli-topics"
+    put = civic(stack, "topics", "put", "--tenant", tenant, "--by", "cli tester",
+                "--file", str(REPO / "examples" / "topics" / "city-transit.yaml"), "--wait")
+    assert put.returncode == 0, put.stderr
+    assert "service_reliability: version" in put.stdout and "job done" in put.stdout
+    listed = civic(stack, "topics", "list", "--tenant", tenant)
+    assert listed.returncode == 0 and "topic set version 5" in listed.stdout
+    assert "fares_and_tickets" in listed.stdout and "examples, 8+/0- marks" in listed.stdout
+    jobs = civic(stack, "topics", "jobs", "--tenant", tenant)
+    assert jobs.returncode == 0 and jobs.stdout.count("put topic") == 5
+    shown = civic(stack, "topics", "show", "fares_and_tickets", "--tenant", tenant)
+    assert shown.returncode == 0 and "by cli tester" in shown.stdout and "example:" in shown.stdout
+    deleted = civic(stack, "topics", "delete", "staff_and_conduct", "--tenant", tenant, "--by", "cli tester")
+    assert deleted.returncode == 0 and "staff_and_conduct deleted" in deleted.stdout
+    missing = civic(stack, "topics", "delete", "staff_and_conduct", "--tenant", tenant, "--by", "cli tester")
+    assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+    estimate = civic(stack, "topics", "reenrich", "--tenant", tenant)
+    assert estimate.returncode == 0 and "0 of 0 posts" in estimate.stdout
+
+
 def test_alerts_follow_the_agencys_own_topics(stack: dict[str, str]) -> None:
     """A topic the agency defines tags posts at indexing, and alerting sees those tags: a rule on
     `topic:fares` fires on the posts the agency's topic claims, not on the default topics."""
