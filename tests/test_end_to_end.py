@@ -266,22 +266,23 @@ def test_classify_with_a_topics_file_prints_relevance_and_topics(stack: dict[str
 
 def test_topics_from_the_command_line(stack: dict[str, str]) -> None:
     tenant = "e2e-cli-topics"
+    wide = {**stack, "COLUMNS": "400"}  # tables unwrapped, so that their cells can be read
     put = civic(stack, "topics", "put", "--tenant", tenant, "--by", "cli tester",
                 "--file", str(REPO / "examples" / "topics" / "city-transit.yaml"), "--wait")
     assert put.returncode == 0, put.stderr
     assert "service_reliability: version" in put.stdout and "job done" in put.stdout
-    listed = civic(stack, "topics", "list", "--tenant", tenant)
+    listed = civic(wide, "topics", "list", "--tenant", tenant)
     assert listed.returncode == 0 and "topic set version 5" in listed.stdout
     assert "fares_and_tickets" in listed.stdout and "examples, 8+/0- marks" in listed.stdout
-    jobs = civic(stack, "topics", "jobs", "--tenant", tenant)
+    jobs = civic(wide, "topics", "jobs", "--tenant", tenant)
     assert jobs.returncode == 0 and jobs.stdout.count("put topic") == 5
-    shown = civic(stack, "topics", "show", "fares_and_tickets", "--tenant", tenant)
+    shown = civic(wide, "topics", "show", "fares_and_tickets", "--tenant", tenant)
     assert shown.returncode == 0 and "by cli tester" in shown.stdout and "example:" in shown.stdout
     deleted = civic(stack, "topics", "delete", "staff_and_conduct", "--tenant", tenant, "--by", "cli tester")
     assert deleted.returncode == 0 and "staff_and_conduct deleted" in deleted.stdout
     missing = civic(stack, "topics", "delete", "staff_and_conduct", "--tenant", tenant, "--by", "cli tester")
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
-    estimate = civic(stack, "topics", "reenrich", "--tenant", tenant)
+    estimate = civic(wide, "topics", "reenrich", "--tenant", tenant)
     assert estimate.returncode == 0 and "0 of 0 posts" in estimate.stdout
 
 

@@ -139,38 +139,31 @@ class TaggingJobs:
         tenant, version = job["tenant"], int(job["topic_set_version"])
         topics = self._topics(tenant, version)
         scorer = topics.scorer or self.tagger.defaults.scorer()
+
+        def retag(hits: list[dict[str, Any]]) -> None:
+            with_vectors = [hit for hit in hits if hit["_source"].get("embedding")]
+            taggings = iter(scorer.tag(np.array([h["_source"]["embedding"] for h in with_vectors], dtype=np.float32),
+                                       [source_document(h["_source"]) for h in with_vectors])
+                            if with_vectors else [])
+            updates = []
+            for hit in hits:
+                source = hit["_source"]
+                fields: dict[str, Any] = {"topic_set_version": version}
+                if source.get("embedding"):
+                    tagging = next(taggings) if source.get("text", "").strip() else scorer.untagged()
+                    if tagging.topics != source.get("topics", []):
+                        progress.changed += 1
+                    fields.update({"relevance": [{"topic": n, "score": s} for n, s in tagging.relevance],
+                                   "topic": tagging.topic, "topics": tagging.topics,
+                                   "model_versions": {"relevance": topics.relevance_version}})
+                updates.append({"_op_type": "update", "_index": hit["_index"], "_id": hit["_id"], "doc": fields,
+                                "retry_on_conflict": 3})
+            helpers.bulk(self.es, updates, refresh=False)
+            if self.store.set_version(tenant) != version:
+                raise Superseded()
+
         outdated = {"bool": {"must_not": [{"term": {"topic_set_version": version}}]}}
-        alias = alias_name(self.prefix, tenant)
-        for _ in range(MAX_ROUNDS):
-            remaining = self._count(alias, outdated)
-            if not remaining:
-                break
-            job["total"] = max(int(job.get("total", 0)), progress.processed + remaining)
-            for hits in self._pages(alias, outdated, _TAG_FIELDS):
-                updates = []
-                with_vectors = [hit for hit in hits if hit["_source"].get("embedding")]
-                taggings = iter(scorer.tag(np.array([h["_source"]["embedding"] for h in with_vectors],
-                                                    dtype=np.float32),
-                                           [source_document(h["_source"]) for h in with_vectors])
-                                if with_vectors else [])
-                for hit in hits:
-                    source = hit["_source"]
-                    fields: dict[str, Any] = {"topic_set_version": version}
-                    if source.get("embedding"):
-                        tagging = next(taggings) if source.get("text", "").strip() else scorer.untagged()
-                        if tagging.topics != source.get("topics", []):
-                            progress.changed += 1
-                        fields.update({"relevance": [{"topic": n, "score": s} for n, s in tagging.relevance],
-                                       "topic": tagging.topic, "topics": tagging.topics,
-                                       "model_versions": {"relevance": topics.relevance_version}})
-                    updates.append({"_op_type": "update", "_index": hit["_index"], "_id": hit["_id"],
-                                    "doc": fields, "retry_on_conflict": 3})
-                helpers.bulk(self.es, updates, refresh=False)
-                progress.processed += len(hits)
-                seq = self._beat(job, seq, progress)
-                if self.store.set_version(tenant) != version:
-                    raise Superseded()
-            self.es.indices.refresh(index=alias)
+        self._work(job, seq, progress, outdated, _TAG_FIELDS, retag)
 
     def _topics(self, tenant: str, version: int) -> TenantTopics:
         topics = self.tagger.current(tenant, fresh=True)
@@ -180,34 +173,42 @@ class TaggingJobs:
 
     # --- re-enriching --------------------------------------------------------------------------
     def _reenrich(self, job: dict[str, Any], seq: tuple[int, int], progress: Progress) -> None:
-        if self.enrich is None:
+        enrich = self.enrich
+        if enrich is None:
             raise RuntimeError("this search server has no inference service to re-enrich with")
-        tenant, versions = job["tenant"], job["model_versions"]
-        topics = self.tagger.current(tenant, fresh=True)
-        alias = alias_name(self.prefix, tenant)
-        outdated = outdated_query(versions)
+        topics = self.tagger.current(job["tenant"], fresh=True)
+
+        def reenrich(hits: list[dict[str, Any]]) -> None:
+            posts = [from_document(hit["_source"]) for hit in hits]
+            for enriched, enrichment in zip(posts, enrich([p.post for p in posts]), strict=True):
+                enriched.enrichment.CopyFrom(enrichment)
+            if topics.scorer is not None:
+                self.tagger.tag_posts(posts)
+            documents = [to_document(post) for post in posts]
+            progress.changed += sum(1 for hit, doc in zip(hits, documents, strict=True)
+                                    if hit["_source"].get("sentiment") != doc.get("sentiment"))
+            helpers.bulk(self.es, ({"_op_type": "index", "_index": hit["_index"], "_id": hit["_id"], "_source": doc}
+                                   for hit, doc in zip(hits, documents, strict=True)), refresh=False)
+
+        self._work(job, seq, progress, outdated_query(job["model_versions"]), None, reenrich)
+
+    # --- shared --------------------------------------------------------------------------------
+    def _work(self, job: dict[str, Any], seq: tuple[int, int], progress: Progress, outdated: dict[str, Any],
+              fields: list[str] | None, page: Callable[[list[dict[str, Any]]], None]) -> None:
+        """Hands every post of the tenant that the query finds to page(), in pages, then looks again for
+        posts written meanwhile by others (a few rounds), storing the progress after each page."""
+        alias = alias_name(self.prefix, job["tenant"])
         for _ in range(MAX_ROUNDS):
             remaining = self._count(alias, outdated)
             if not remaining:
                 break
             job["total"] = max(int(job.get("total", 0)), progress.processed + remaining)
-            for hits in self._pages(alias, outdated, None):
-                posts = [from_document(hit["_source"]) for hit in hits]
-                for enriched, enrichment in zip(posts, self.enrich([p.post for p in posts]), strict=True):
-                    enriched.enrichment.CopyFrom(enrichment)
-                if topics.scorer is not None:
-                    self.tagger.tag_posts(posts)
-                documents = [to_document(post) for post in posts]
-                progress.changed += sum(1 for hit, doc in zip(hits, documents, strict=True)
-                                        if hit["_source"].get("sentiment") != doc.get("sentiment"))
-                helpers.bulk(self.es, ({"_op_type": "index", "_index": hit["_index"], "_id": hit["_id"],
-                                        "_source": doc} for hit, doc in zip(hits, documents, strict=True)),
-                             refresh=False)
+            for hits in self._pages(alias, outdated, fields):
+                page(hits)
                 progress.processed += len(hits)
                 seq = self._beat(job, seq, progress)
             self.es.indices.refresh(index=alias)
 
-    # --- shared --------------------------------------------------------------------------------
     def _count(self, alias: str, query: dict[str, Any]) -> int:
         self.es.indices.refresh(index=alias, ignore_unavailable=True, allow_no_indices=True)
         reply = self.es.count(index=alias, query=query, ignore_unavailable=True, allow_no_indices=True)

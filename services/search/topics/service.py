@@ -23,7 +23,7 @@ from services.common.relevance.scoring import CompiledTopic, Embed, compile_topi
 from services.common.validation import require_channel, require_tenant
 from services.search.documents import document_id
 from services.search.mapping import alias_name
-from services.search.topics.jobs import TaggingJobs, outdated_query
+from services.search.topics.jobs import Enrich, TaggingJobs, outdated_query
 from services.search.topics.store import TopicStore
 from services.search.topics.tagger import Tagger
 
@@ -43,7 +43,7 @@ SPEED_SAMPLE = 32
 
 class Topics:
     def __init__(self, es: Elasticsearch, index_prefix: str, store: TopicStore, tagger: Tagger, jobs: TaggingJobs,
-                 embed: Embed, enrich: Any = None) -> None:
+                 embed: Embed, enrich: Enrich | None = None) -> None:
         self.es = es
         self.prefix = index_prefix
         self.store = store
