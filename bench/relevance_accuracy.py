@@ -29,9 +29,9 @@ from bench.relevance_data import (
     synthetic,
 )
 from services.common.relevance.background import Background
-from services.common.relevance.classifier import fit_classifier
 from services.common.relevance.definitions import TopicDefinition, load_topics
 from services.common.relevance.scoring import Calibration, CompiledTopic, TopicSetScorer, compile_topics
+from services.common.relevance.teaching import Marks, taught_scorer, teach
 
 OFF_TOPIC_PER_LANGUAGE = 200
 SHOTS = 8
@@ -51,19 +51,23 @@ def drawn_examples(definitions: list[TopicDefinition], train: Labelled, rng: ran
     return out
 
 
-def with_classifiers(compiled: list[CompiledTopic], train: Labelled, train_vectors: np.ndarray, per_class: int | None,
-                     rng: random.Random) -> list[CompiledTopic]:
-    """Each topic with a classifier fitted on per_class marks of each kind (all of the week's posts
-    when None), drawn from the training week: what analysts marking that week would have taught it."""
-    out = []
-    for topic in compiled:
-        relevant = [i for i, topics in enumerate(train.topics) if topic.name in topics]
-        other = [i for i, topics in enumerate(train.topics) if topic.name not in topics]
+def marked(topics: list[CompiledTopic], train: Labelled, vectors: np.ndarray, per_class: int | None,
+           rng: random.Random) -> dict[str, Marks]:
+    """per_class marks of each kind per topic (every post of the week when None), drawn from the
+    training week: what analysts marking that week would have taught each topic."""
+    marks = {}
+    for topic in topics:
+        relevant = [i for i, about in enumerate(train.topics) if topic.name in about]
+        other = [i for i, about in enumerate(train.topics) if topic.name not in about]
         if per_class is not None:
             relevant, other = rng.sample(relevant, min(per_class, len(relevant))), rng.sample(other, per_class)
-        classifier = fit_classifier(train_vectors[relevant], train_vectors[other], topic.definition.threshold)
-        out.append(topic.with_classifier(classifier))
-    return out
+        marks[topic.name] = Marks(vectors[relevant], vectors[other])
+    return marks
+
+
+def taught(topics: list[CompiledTopic], background: Background, marks: dict[str, Marks] | None = None
+           ) -> list[CompiledTopic]:
+    return [topic for topic, _ in teach(topics, background, marks)]
 
 
 def main() -> None:
@@ -86,14 +90,15 @@ def main() -> None:
         zero = compile_topics(descriptions, embed)
         rows.append(("agency topics, description only", figures(
             tagged(TopicSetScorer(zero, background, calibration), val_vectors), val.topics, names)))
-        few = compile_topics(drawn_examples(descriptions, synthetic(TRAIN_SEED, tenant), rng), embed)
+        few = taught(compile_topics(drawn_examples(descriptions, synthetic(TRAIN_SEED, tenant), rng), embed),
+                     background)
         rows.append((f"agency topics, {SHOTS} examples each", figures(
             tagged(TopicSetScorer(few, background, calibration), val_vectors), val.topics, names)))
         for per_class in (*MARKS_PER_CLASS, None):
-            taught = with_classifiers(zero, train, train_vectors, per_class, rng)
+            marks = marked(zero, train, train_vectors, per_class, rng)
             label = f"classifier, {per_class} marks per side" if per_class else "classifier, whole training week"
-            rows.append((label, figures(tagged(TopicSetScorer(taught, background, calibration), val_vectors),
-                                        val.topics, names)))
+            rows.append((label, figures(tagged(TopicSetScorer(taught(zero, background, marks), background,
+                                                              calibration), val_vectors), val.topics, names)))
         print(f"{tenant} ({len(names)} topics, {sum(1 for t in val.topics if t)} posts)")
         for label, figure in rows:
             print(f"  {label:<46} {figure.row()}")
@@ -102,7 +107,7 @@ def main() -> None:
     for tenant in TENANTS:
         week = synthetic(DEMO_SEED, tenant)
         agency = load_topics(REPO / "examples" / "topics" / f"{tenant}.yaml")
-        scorer = TopicSetScorer(compile_topics(agency, embed), background, calibration)
+        scorer = taught_scorer(agency, embed, background, calibration)
         print(f"  {tenant:<16} {figures(tagged(scorer, embed(week.texts)), week.topics, scorer.names).row()}")
 
 

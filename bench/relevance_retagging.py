@@ -27,6 +27,7 @@ from services.common.launch import free_port
 from services.common.relevance.background import Background
 from services.common.relevance.definitions import TopicDefinition, load_topics
 from services.common.relevance.scoring import Calibration, compile_topics
+from services.common.relevance.teaching import teach
 from services.common.settings import CACHE_DIR, Settings
 from services.search.documents import to_document
 from services.search.mapping import ensure_tenant_index, install_templates
@@ -72,9 +73,12 @@ def main() -> None:
     args = parser.parse_args()
     embed = Embeddings()
     definitions = load_topics(REPO / "examples" / "topics" / "city-transit.yaml")
+    background = Background.load()
     topics = compile_topics(definitions, embed)
     extra = compile_topics([TopicDefinition("night_service", "night buses and trams, late-night service",
                                             query="night OR late")], embed)
+    first = [topic for topic, _ in teach(topics, background)]
+    second = [topic for topic, _ in teach(topics + extra, background)]
     settings = Settings()
     with tempfile.TemporaryDirectory(prefix="civic-bench-") as data:
         node = LocalElasticsearch(home=ensure_installed(settings.es_version, CACHE_DIR), data_dir=Path(data),
@@ -87,12 +91,11 @@ def main() -> None:
             seconds = load(es, args.posts)
             print(f"indexed {args.posts:,} posts in {seconds:.0f} s ({args.posts / seconds:,.0f} posts/s)")
             store = TopicStore(es, "civic-topics")
-            background, calibration = Background.load(), Calibration.load()
+            calibration = Calibration.load()
             tagger = Tagger(store, DefaultTopics(load_topics(), embed, background, calibration), background,
                             calibration, cache_s=0.0)
             jobs = TaggingJobs(es, store, tagger, PREFIX, batch_size=args.batch)
-            for label, current in (("5 topics defined", topics), ("a 6th topic added (with a query)",
-                                                                  topics + extra)):
+            for label, current in (("5 topics defined", first), ("a 6th topic added (with a query)", second)):
                 started = time.monotonic()
                 job = change(store, jobs, current, label)
                 wall = time.monotonic() - started

@@ -272,7 +272,7 @@ def test_topics_are_defined_marked_and_retag_history(page: Page, dashboard_stack
                                                  "Queued for two hours at the counter.")
     form.locator("button[type=submit]").click()
     row = page.locator("tr[data-topic=appointments]")
-    expect(row).to_contain_text("Scored by its description and examples", timeout=WAIT_MS)
+    expect(row).to_contain_text("Scored by a classifier taught by its examples and marks", timeout=WAIT_MS)
     expect(row).to_contain_text("Tester")
     expect(page.locator("tr[data-job-state=done]").first).to_contain_text("put topic appointments", timeout=WAIT_MS)
     tagged = httpx.get(f"{dashboard_stack.url}/api/search?topics=appointments&page_size=1",

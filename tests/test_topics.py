@@ -120,6 +120,7 @@ def test_a_new_topic_retags_history_and_tags_new_posts(stack: Stack, tenant: str
     assert reply.topic.version == reply.job.topic_set_version >= 1
     assert reply.topic.updated_by == "test analyst"
     assert reply.topic.quality.scorer == topics_pb2.TOPIC_SCORER_DESCRIPTION
+    assert reply.topic.quality.marks_needed == 20
     job = wait_job(stack, tenant, reply.job)
     assert job.state == DONE and job.processed == job.total == 4, job
     for i in range(3):
@@ -170,8 +171,13 @@ def test_marks_train_a_classifier_with_measured_quality(stack: Stack, tenant: st
                 tenant=tenant, topic="fares", channel="mastodon", post_id=f"{prefix}-{i}", relevant=relevant,
                 by="analyst@agency"))
             quality = reply.quality
+            # From the first "relevant" mark on, a classifier is taught (every mark refits it and starts a
+            # re-tagging job); it is measured once each side has 10 marks.
+            assert reply.HasField("job")
             if i < 9:
-                assert not reply.HasField("job") and quality.scorer == topics_pb2.TOPIC_SCORER_DESCRIPTION
+                assert quality.scorer == topics_pb2.TOPIC_SCORER_EXAMPLES and quality.precision == 0.0
+                assert quality.relevant_marks == i + 1
+                assert quality.marks_needed == 20 - quality.relevant_marks - quality.not_relevant_marks
     assert quality is not None and quality.scorer == topics_pb2.TOPIC_SCORER_CLASSIFIER
     assert (quality.relevant_marks, quality.not_relevant_marks, quality.marks_needed) == (12, 12, 0)
     assert quality.folds == 5 and 0.0 < quality.precision <= 1.0 and 0.0 < quality.recall <= 1.0

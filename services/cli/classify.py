@@ -20,7 +20,8 @@ from services.common import boolean_query
 from services.common.language import detect_language
 from services.common.relevance.background import Background
 from services.common.relevance.definitions import load_topics
-from services.common.relevance.scoring import Calibration, Tagging, TopicSetScorer, compile_topics
+from services.common.relevance.scoring import Calibration, Tagging, TopicSetScorer
+from services.common.relevance.teaching import taught_scorer
 from services.common.settings import get_settings
 
 Embed = Callable[[Sequence[str]], np.ndarray]
@@ -36,7 +37,7 @@ def classify_texts(texts: list[str], local: bool, topics_file: Path | None, batc
 def _scorer(topics_file: Path | None, embed: Embed) -> TopicSetScorer | None:
     if topics_file is None:
         return None
-    return TopicSetScorer(compile_topics(load_topics(topics_file), embed), Background.load(), Calibration.load())
+    return taught_scorer(load_topics(topics_file), embed, Background.load(), Calibration.load())
 
 
 def _tags(scorer: TopicSetScorer, chunk: list[str], vectors: np.ndarray) -> list[Tagging]:

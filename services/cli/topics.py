@@ -24,7 +24,7 @@ app = typer.Typer(help="The agency's topics: define, list, mark posts, follow re
 Tenant = Annotated[str, typer.Option("--tenant", "-t", help="The agency whose topics these are.")]
 By = Annotated[str, typer.Option("--by", help="Who does this (recorded with the change).")]
 Name = Annotated[str, typer.Argument(help="The topic's name.")]
-SCORERS = {topics_pb2.TOPIC_SCORER_DESCRIPTION: "description", topics_pb2.TOPIC_SCORER_PROTOTYPE: "examples",
+SCORERS = {topics_pb2.TOPIC_SCORER_DESCRIPTION: "description", topics_pb2.TOPIC_SCORER_EXAMPLES: "examples",
            topics_pb2.TOPIC_SCORER_CLASSIFIER: "classifier"}
 STATES = {topics_pb2.TAGGING_JOB_STATE_QUEUED: "queued", topics_pb2.TAGGING_JOB_STATE_RUNNING: "running",
           topics_pb2.TAGGING_JOB_STATE_DONE: "done", topics_pb2.TAGGING_JOB_STATE_SUPERSEDED: "superseded",

@@ -54,6 +54,14 @@ class Background:
         variance = np.square(projected).sum(axis=1) + self.residual_variance * np.clip(1.0 - inside, 0, None)
         return mean, np.sqrt(variance)
 
+    def sample(self, count: int, seed: int) -> np.ndarray:
+        """Unit vectors drawn from the fitted distribution: ordinary posts, for a classifier to tell
+        a topic from (the same draw for the same seed)."""
+        rng = np.random.default_rng(seed)
+        vectors = (self.mean + rng.standard_normal((count, len(self.components))).astype(np.float32) @ self.components
+                   + rng.standard_normal((count, len(self.mean))).astype(np.float32) * np.sqrt(self.residual_variance))
+        return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
     def z_scores(self, embeddings: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         """[posts, vectors] cosines as z-scores against ordinary posts."""
         mean, std = self.moments(vectors)

@@ -1,15 +1,12 @@
-"""Scores posts against a set of topics: description, prototype and classifier, calibrated alike.
+"""Scores posts against a set of topics: by description, or by the classifier the topic was taught.
 
-A topic is scored by the best evidence it has. Its description alone gives a zero-shot score; its
-example posts add a prototype (their mean direction, pushed away from the counter-examples' as in
-Rocchio's method) and the higher of the two scores counts; once analysts marked enough posts, a
-logistic regression on the embeddings (classifier.py) replaces both. The first two are cosines
-made comparable across topics as z-scores against ordinary posts (background.py), together with
-how far the topic is behind the set's best one (a post about fares is usually closest to the fares
-topic, whatever the absolute level), mapped to a probability by a logistic calibration fitted once
-on labelled posts (calibration.json, fitted by bench/relevance_calibration.py on training data
-only). Every score is a probability of relevance, so one threshold (0.5 unless the topic says
-otherwise) means the same on every topic.
+A topic with only a description is scored zero-shot: the post's cosine with the description, made
+comparable across topics as a z-score against ordinary posts (background.py), together with how far
+the topic is behind the set's best one (a post about fares is usually closest to the fares topic,
+whatever the absolute level), mapped to a probability by a logistic calibration fitted once on
+labelled posts (calibration.json, fitted by bench/relevance_calibration.py on training data only). A
+topic with examples or marks is scored by its own logistic regression (teaching.py), which outputs a
+probability too. So one threshold (0.5 unless the topic says otherwise) means the same on every topic.
 """
 
 from __future__ import annotations
@@ -29,66 +26,42 @@ from services.common.relevance.classifier import Classifier
 from services.common.relevance.definitions import TopicDefinition
 
 CALIBRATION_FILE = ARTIFACTS_DIR / "calibration.json"
-# Counter-examples pull the prototype away from them by this share of their mean (Rocchio's gamma).
-COUNTER_WEIGHT = 0.5
-
 # Passage embeddings of texts, L2-normalized, one row per text.
 Embed = Callable[[Sequence[str]], np.ndarray]
 
 
 @dataclass(frozen=True)
 class Features:
-    """[posts, topics] z of the description, z of the prototype (the description's where a topic has
-    no examples), how far behind the set's best topic by descriptions and by best evidence; and which
-    topics have a prototype."""
+    """[posts, topics] z of the description and how far it is behind the set's best description."""
 
     z_description: np.ndarray
-    z_prototype: np.ndarray
-    behind_description: np.ndarray
     behind: np.ndarray
-    has_prototype: np.ndarray
 
-    def zero_shot_inputs(self) -> np.ndarray:
-        return np.stack([self.z_description, self.behind_description], axis=-1)
-
-    def few_shot_inputs(self) -> np.ndarray:
-        return np.stack([self.z_description, self.z_prototype, self.behind], axis=-1)
+    def inputs(self) -> np.ndarray:
+        return np.stack([self.z_description, self.behind], axis=-1)
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Logistic maps from a topic's features to a probability of relevance.
+    """The logistic map from a description's features to a probability of relevance."""
 
-    zero_shot reads (z of the description, z behind the set's best); few_shot reads (z of the
-    description, z of the prototype, z behind the set's best).
-    """
-
-    zero_shot: tuple[np.ndarray, float]
-    few_shot: tuple[np.ndarray, float]
+    weights: np.ndarray
+    bias: float
 
     @classmethod
     def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
         record = json.loads(path.read_text(encoding="utf-8"))
-        return cls(*(
-            (np.array(record[kind]["weights"], dtype=np.float32), float(record[kind]["bias"]))
-            for kind in ("zero_shot", "few_shot")
-        ))
+        return cls(np.array(record["weights"], dtype=np.float32), float(record["bias"]))
 
     def apply(self, features: Features) -> np.ndarray:
-        """The description's score, or the examples' where they say more: examples add what the words of
-        the description miss, but short, plain posts often sit closer to the words than to long examples."""
-        zero_shot = _sigmoid(features.zero_shot_inputs() @ self.zero_shot[0] + self.zero_shot[1])
-        few_shot = _sigmoid(features.few_shot_inputs() @ self.few_shot[0] + self.few_shot[1])
-        return np.where(features.has_prototype, np.maximum(zero_shot, few_shot), zero_shot).astype(np.float32)
+        return _sigmoid(features.inputs() @ self.weights + self.bias)
 
     def save(self, path: Path, extra: dict[str, Any]) -> None:
-        record = {kind: {"weights": [round(float(w), 6) for w in weights], "bias": round(bias, 6)}
-                  for kind, (weights, bias) in (("zero_shot", self.zero_shot), ("few_shot", self.few_shot))}
+        record = {"weights": [round(float(w), 6) for w in self.weights], "bias": round(self.bias, 6)}
         path.write_text(json.dumps({**record, **extra}, indent=2) + "\n", encoding="utf-8")
 
     def checksum(self) -> str:
-        values = [*self.zero_shot[0].tolist(), self.zero_shot[1], *self.few_shot[0].tolist(), self.few_shot[1]]
-        return hashlib.sha256(json.dumps(values).encode()).hexdigest()[:12]
+        return hashlib.sha256(json.dumps([*self.weights.tolist(), self.bias]).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -104,14 +77,6 @@ class CompiledTopic:
     @property
     def name(self) -> str:
         return self.definition.name
-
-    def prototype(self) -> np.ndarray | None:
-        if not len(self.example_vectors):
-            return None
-        direction = self.example_vectors.mean(axis=0)
-        if len(self.counter_vectors):
-            direction = direction - COUNTER_WEIGHT * self.counter_vectors.mean(axis=0)
-        return _unit(direction)
 
     def with_classifier(self, classifier: Classifier | None) -> CompiledTopic:
         return CompiledTopic(self.definition, self.description_vector, self.example_vectors, self.counter_vectors,
@@ -177,27 +142,16 @@ class TopicSetScorer:
         self.topics = list(topics)
         self.names = [topic.name for topic in self.topics]
         self._thresholds = np.array([topic.definition.threshold for topic in self.topics], dtype=np.float32)
-        self._background = background
         self._calibration = calibration
-        descriptions = np.stack([topic.description_vector for topic in self.topics])
-        self._description_moments = background.moments(descriptions)
-        self._descriptions = descriptions
-        prototypes = [topic.prototype() for topic in self.topics]
-        self._has_prototype = np.array([p is not None for p in prototypes])
-        self._prototypes = np.stack([p if p is not None else topic.description_vector
-                                     for p, topic in zip(prototypes, self.topics, strict=True)])
-        self._prototype_moments = background.moments(self._prototypes)
+        self._descriptions = np.stack([topic.description_vector for topic in self.topics])
+        self._description_moments = background.moments(self._descriptions)
         self._queries = [boolean_query.parse(t.definition.query) if t.definition.query else None for t in self.topics]
 
     def features(self, embeddings: np.ndarray) -> Features:
         """What the calibration reads, for each post and topic."""
         x = np.asarray(embeddings, dtype=np.float32).reshape(-1, self._descriptions.shape[1])
-        z_description = _z(x @ self._descriptions.T, self._description_moments)
-        z_prototype = _z(x @ self._prototypes.T, self._prototype_moments)
-        # The evidence each topic is ranked by: its prototype where it has one.
-        z_best = np.where(self._has_prototype, z_prototype, z_description)
-        return Features(z_description, z_prototype, z_description - z_description.max(axis=1, keepdims=True),
-                        z_best - z_best.max(axis=1, keepdims=True), self._has_prototype)
+        z = _z(x @ self._descriptions.T, self._description_moments)
+        return Features(z, z - z.max(axis=1, keepdims=True))
 
     def scores(self, embeddings: np.ndarray, documents: Sequence[boolean_query.Document] | None = None) -> np.ndarray:
         """[posts, topics] probability of relevance. A post that does not match a topic's query scores 0
@@ -236,13 +190,8 @@ def _sigmoid(values: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.clip(values, -60, 60)))).astype(np.float32)
 
 
-def _unit(vector: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(vector))
-    return (vector / norm).astype(np.float32) if norm > 0 else vector.astype(np.float32)
-
-
 def set_checksum(definitions: Sequence[TopicDefinition], background: Background, calibration: Calibration) -> str:
-    """Short digest of everything that decides a description or prototype score except the encoder."""
+    """Short digest of everything that decides a description score except the encoder."""
     digest = hashlib.sha256(json.dumps([d.as_dict() for d in definitions], sort_keys=True,
                                        ensure_ascii=False).encode())
     digest.update(background.checksum().encode())

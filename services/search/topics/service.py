@@ -17,9 +17,10 @@ from elasticsearch import Elasticsearch
 
 from civic.listening.v1 import post_pb2, topics_pb2
 from services.common.errors import InvalidArgument, NotFound
-from services.common.relevance.classifier import Quality, fit_classifier, marks_needed
+from services.common.relevance.classifier import Quality, marks_needed
 from services.common.relevance.definitions import MAX_TOPICS_PER_TENANT, TopicDefinition
 from services.common.relevance.scoring import CompiledTopic, Embed, compile_topic
+from services.common.relevance.teaching import Marks, same_scorers, teach
 from services.common.validation import require_channel, require_tenant
 from services.search.documents import document_id
 from services.search.mapping import alias_name
@@ -31,7 +32,7 @@ MAX_BY_CHARS = 200
 MAX_COPY_NAMES = 100
 MARK_TEXT_CHARS = 280
 MAX_MARKS_PER_CALL = 1000
-SCORERS = {"description": topics_pb2.TOPIC_SCORER_DESCRIPTION, "prototype": topics_pb2.TOPIC_SCORER_PROTOTYPE,
+SCORERS = {"description": topics_pb2.TOPIC_SCORER_DESCRIPTION, "examples": topics_pb2.TOPIC_SCORER_EXAMPLES,
            "classifier": topics_pb2.TOPIC_SCORER_CLASSIFIER}
 STATES = {"queued": topics_pb2.TAGGING_JOB_STATE_QUEUED, "running": topics_pb2.TAGGING_JOB_STATE_RUNNING,
           "done": topics_pb2.TAGGING_JOB_STATE_DONE, "superseded": topics_pb2.TAGGING_JOB_STATE_SUPERSEDED,
@@ -64,9 +65,7 @@ class Topics:
         existing = {topic.name for topic, _ in self.store.topics(tenant)}
         if definition.name not in existing and len(existing) >= MAX_TOPICS_PER_TENANT:
             raise InvalidArgument("topic.name", f"a tenant has at most {MAX_TOPICS_PER_TENANT} topics")
-        compiled = compile_topic(definition, self.embed)
-        topic, quality = self._refit(tenant, compiled)
-        version = self.store.change(tenant, lambda v: self.store.put_topic(tenant, topic, v, by, quality.as_dict()))
+        version, _ = self._reteach(tenant, put=[compile_topic(definition, self.embed)], by=by)
         self.store.record(tenant, "put", definition.name, by, version, definition=definition.as_dict())
         job = self.jobs.create(tenant, "retag", f"put topic {definition.name}", version)
         return topics_pb2.PutTopicResponse(topic=topic_message(definition, self.store.topic(tenant, definition.name)),
@@ -88,10 +87,7 @@ class Topics:
         name, by = _require_name(request.name), _require_by(request.by)
         if self.store.topic(tenant, name) is None:
             raise NotFound(f"topic {name} not found for tenant {tenant}")
-        def delete(_: int) -> None:
-            self.store.delete_topic(tenant, name)
-
-        version = self.store.change(tenant, delete)
+        version, _ = self._reteach(tenant, removed=name, by=by)
         self.store.record(tenant, "delete", name, by, version)
         return topics_pb2.DeleteTopicResponse(job=job_message(self.jobs.create(tenant, "retag",
                                                                                f"delete topic {name}", version)))
@@ -111,11 +107,7 @@ class Topics:
             raise InvalidArgument("names", f"a tenant has at most {MAX_TOPICS_PER_TENANT} topics")
         if not wanted:
             return topics_pb2.CopyDefaultTopicsResponse(topic_set=self._set(tenant))
-        def copy(version: int) -> None:
-            for name in wanted:
-                self.store.put_topic(tenant, defaults[name], version, by, _quality(defaults[name], 0, 0).as_dict())
-
-        version = self.store.change(tenant, copy)
+        version, _ = self._reteach(tenant, put=[defaults[name] for name in wanted], by=by)
         for name in wanted:
             self.store.record(tenant, "copy_default", name, by, version)
         job = self.jobs.create(tenant, "retag", f"copy default topics {', '.join(wanted)}", version)
@@ -166,28 +158,18 @@ class Topics:
                          "channel": mark.channel, "post_id": mark.post_id, "relevant": mark.relevant, "by": by,
                          "text": post.get("text", "")[:MARK_TEXT_CHARS], "embedding": post["embedding"]})
         self.store.put_marks(tenant, rows)
-        refitted = {name: (*self._refit(tenant, topic), topic.classifier, meta)
-                    for name, (topic, meta) in stored.items()}
-        # The scorer changes only where a classifier is (or was) in use; until then marks only count.
-        changed = any(new.classifier is not None or old is not None for new, _, old, _ in refitted.values())
-
-        def write(version: int) -> None:
-            for new, quality, _, meta in refitted.values():
-                self.store.put_topic(tenant, new, version if changed else int(meta["version"]), meta["updated_by"],
-                                     quality.as_dict())
-
-        version = self.store.change(tenant, write) if changed else self.store.set_version(tenant)
-        if not changed:
-            write(version)
+        version, changed = self._reteach(tenant, by="")
         for row in rows:
             self.store.record(tenant, "mark", row["topic"], by, version, post_id=row["post_id"],
                               channel=row["channel"], relevant=row["relevant"])
         response = topics_pb2.MarkPostsResponse()
-        for name, (_, quality, _, _) in refitted.items():
-            response.quality[name].CopyFrom(quality_message(quality))
+        for name in stored:
+            found = self.store.topic(tenant, name)
+            assert found is not None
+            response.quality[name].CopyFrom(quality_message(Quality.from_dict(found[1]["quality"])))
         if changed:
-            topics = ", ".join(sorted(n for n, (new, _, old, _) in refitted.items() if new.classifier or old))
-            response.job.CopyFrom(job_message(self.jobs.create(tenant, "retag", f"classifier of {topics} refitted",
+            names = ", ".join(sorted(stored))
+            response.job.CopyFrom(job_message(self.jobs.create(tenant, "retag", f"classifiers refitted ({names})",
                                                                version)))
         return response
 
@@ -245,14 +227,45 @@ class Topics:
         return response
 
     # --- helpers -------------------------------------------------------------------------------
-    def _refit(self, tenant: str, topic: CompiledTopic) -> tuple[CompiledTopic, Quality]:
-        """The topic with its classifier refitted on its marks and examples, and its quality."""
-        marks = self.store.marks(tenant, topic.name)
-        relevant = _rows([m["embedding"] for m in marks if m["relevant"]], topic.example_vectors)
-        not_relevant = _rows([m["embedding"] for m in marks if not m["relevant"]], topic.counter_vectors)
-        classifier = fit_classifier(relevant, not_relevant, topic.definition.threshold)
-        quality = classifier.quality if classifier is not None else _quality(topic, len(relevant), len(not_relevant))
-        return topic.with_classifier(classifier), quality
+    def _reteach(
+        self, tenant: str, *, by: str, put: Sequence[CompiledTopic] = (), removed: str = ""
+    ) -> tuple[int, bool]:
+        """Applies a change to the tenant's set (topics put by `by`, one removed, or only new marks),
+        teaches every topic again (the others' examples are in each fit) and stores them all. A
+        change of the definitions, or of any classifier, takes a new set version; returns it and
+        whether it was taken."""
+        stored = {topic.name: (topic, meta) for topic, meta in self.store.topics(tenant)}
+        topics = {name: topic for name, (topic, _) in stored.items() if name != removed}
+        topics.update({topic.name: topic for topic in put})
+        marks = {name: self._marks(tenant, name, len(topic.description_vector)) for name, topic in topics.items()}
+        taught = teach(list(topics.values()), self.tagger.background, marks) if topics else []
+        defined = {topic.name for topic in put}
+        changed = bool(defined or removed) or not same_scorers([t for t, _ in stored.values()], [t for t, _ in taught])
+
+        def write(version: int) -> None:
+            for topic, quality in taught:
+                meta = stored.get(topic.name, (topic, {}))[1]
+                mine = topic.name in defined or not meta
+                self.store.put_topic(tenant, topic, version if changed else int(meta["version"]),
+                                     by if mine else meta["updated_by"], quality.as_dict(),
+                                     at=None if mine else meta["updated_at"])
+            if removed:
+                self.store.delete_topic(tenant, removed)
+
+        if changed:
+            return self.store.change(tenant, write), True
+        version = self.store.set_version(tenant)
+        write(version)
+        return version, False
+
+    def _marks(self, tenant: str, topic: str, dims: int) -> Marks:
+        marks = self.store.marks(tenant, topic)
+
+        def rows(relevant: bool) -> np.ndarray:
+            return np.array([m["embedding"] for m in marks if m["relevant"] == relevant],
+                            dtype=np.float32).reshape(-1, dims)
+
+        return Marks(rows(True), rows(False))
 
     def _posts(self, tenant: str, keys: Sequence[tuple[str, str]]) -> dict[str, dict[str, Any]]:
         """Stored posts by document id, with their text and embedding."""
@@ -278,7 +291,7 @@ def topic_message(definition: TopicDefinition, stored: tuple[CompiledTopic, dict
                                examples=definition.examples, counter_examples=definition.counter_examples,
                                query=definition.query, threshold=definition.threshold)
     if stored is None:
-        scorer = "prototype" if definition.examples else "description"
+        scorer = "examples" if definition.examples else "description"
         relevant, not_relevant = len(definition.examples), len(definition.counter_examples)
         quality = Quality(scorer, relevant, not_relevant, marks_needed(relevant, not_relevant))
         message.quality.CopyFrom(quality_message(quality))
@@ -289,17 +302,6 @@ def topic_message(definition: TopicDefinition, stored: tuple[CompiledTopic, dict
     message.updated_by = meta["updated_by"]
     message.quality.CopyFrom(quality_message(Quality.from_dict(meta["quality"])))
     return message
-
-
-def _rows(embeddings: Sequence[Sequence[float]], extra: np.ndarray) -> np.ndarray:
-    dims = extra.shape[1] if extra.ndim == 2 and extra.shape[1] else (len(embeddings[0]) if embeddings else 0)
-    marked = np.array(embeddings, dtype=np.float32).reshape(-1, dims) if dims else np.zeros((0, 0), np.float32)
-    return np.vstack([marked, extra]) if len(extra) else marked
-
-
-def _quality(topic: CompiledTopic, relevant: int, not_relevant: int) -> Quality:
-    scorer = "prototype" if topic.definition.examples else "description"
-    return Quality(scorer, relevant, not_relevant, marks_needed(relevant, not_relevant))
 
 
 def quality_message(quality: Quality) -> topics_pb2.TopicQuality:

@@ -110,11 +110,13 @@ class TopicStore:
             return None
         return CompiledTopic.from_dict(source["topic"]), source
 
-    def put_topic(self, tenant: str, topic: CompiledTopic, version: int, by: str, quality: dict[str, Any]) -> None:
+    def put_topic(self, tenant: str, topic: CompiledTopic, version: int, by: str, quality: dict[str, Any],
+                  at: str | None = None) -> None:
+        """at: when the definition last changed (now unless given: a refit keeps the definition's time)."""
         self.ensure_indices()
         self.es.index(index=self.names["topics"], id=_topic_id(tenant, topic.name), refresh=True, document={
-            "tenant": tenant, "name": topic.name, "version": version, "updated_at": now_iso(), "updated_by": by,
-            "quality": quality, "topic": topic.as_dict(),
+            "tenant": tenant, "name": topic.name, "version": version, "updated_at": at or now_iso(),
+            "updated_by": by, "quality": quality, "topic": topic.as_dict(),
         })
 
     def delete_topic(self, tenant: str, name: str) -> bool:

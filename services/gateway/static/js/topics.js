@@ -5,7 +5,7 @@ import { api, viewer } from "./api.js";
 import { announce, h, loading, state } from "./dom.js";
 import { fmtAgo, fmtNumber, fmtPercent } from "./format.js";
 
-const SCORER_WORDS = { description: "its description", prototype: "its description and examples", classifier: "a classifier trained on marks" };
+const SCORER_WORDS = { description: "its description", examples: "a classifier taught by its examples and marks", classifier: "a classifier trained on marks" };
 
 function who() {
   const name = viewer().name;
