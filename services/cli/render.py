@@ -68,7 +68,7 @@ def search_results(console: Console, query: str, reply: search_pb2.SearchRespons
     """One row per hit; the text as its author wrote it (PII redacted), the normalized text for
     posts indexed before display_text existed."""
     table = Table(title=f"{reply.total} posts match {query!r}", show_lines=False)
-    for column in ("time (UTC)", "channel", "lang", "sentiment", "topic"):
+    for column in ("time (UTC)", "channel", "lang", "sentiment", "topics"):
         table.add_column(column, overflow="fold")
     table.add_column("text", overflow="fold", ratio=1)  # the rest of the width
     for hit in reply.hits:
@@ -78,7 +78,7 @@ def search_results(console: Console, query: str, reply: search_pb2.SearchRespons
             post.channel,
             post.language,
             feeling(enrichment),
-            enrichment.topic or "-",
+            ", ".join(enrichment.topics) or enrichment.topic or "-",
             escape((post.display_text or post.text)[:280]),
         )
     console.print(table)
