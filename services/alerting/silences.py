@@ -58,7 +58,7 @@ def validate_silence(silence: alerting_pb2.Silence, now: float) -> alerting_pb2.
         raise InvalidArgument("silence.matchers", f"must hold 1 to {MAX_MATCHERS} matchers")
     for i, matcher in enumerate(silence.matchers):
         field = f"silence.matchers[{i}]"
-        if not LABEL_NAME.match(matcher.name):
+        if not LABEL_NAME.fullmatch(matcher.name):
             raise InvalidArgument(f"{field}.name", "must be a label name (letters, digits, '_')")
         if len(matcher.value) > MAX_VALUE_CHARS:
             raise InvalidArgument(f"{field}.value", f"must be at most {MAX_VALUE_CHARS} characters")

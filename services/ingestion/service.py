@@ -108,7 +108,7 @@ class Ingestion:
     ) -> None:
         # A rejected post counts for its tenant when that names one at all (it may be what was wrong).
         rejected = Counter(
-            post.tenant if TENANT_PATTERN.match(post.tenant) else ""
+            post.tenant if TENANT_PATTERN.fullmatch(post.tenant) else ""
             for post, result in zip(posts, results, strict=True) if result.outcome == REJECTED
         )
         remembered = [

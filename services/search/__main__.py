@@ -23,7 +23,8 @@ def main() -> None:
     es = connect(settings)
     conditions = Conditions.from_settings(settings)
     indexer = Indexer(es, settings.index_prefix, refresh=settings.es_refresh_on_index,
-                      policy=BulkPolicy.from_settings(settings), lifecycle=conditions)
+                      policy=BulkPolicy.from_settings(settings), lifecycle=conditions,
+                      max_text_chars=settings.max_text_chars)
     rollovers = None
     if settings.rollover_check_interval_s > 0:
         rollovers = RolloverLoop(es, settings.index_prefix, conditions, settings.rollover_check_interval_s).start()
