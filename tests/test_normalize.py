@@ -144,8 +144,7 @@ def test_every_string_field_has_a_length_limit(path: str, limit: int) -> None:
 @pytest.mark.parametrize("text", ["\u200b", "\ufeff\u200b\ufeff", "\u200d \u2060\n\u200c", "\u3164\u3164", "\x00\x07",
                                   "\u200e\u202e"])
 def test_text_of_only_invisible_characters_is_refused(text: str) -> None:
-    assert reason(make_post(text=text)) == ("posts[3].text: must not be empty (spaces, zero-width and control "
-                                             "characters do not count)")
+    assert reason(make_post(text=text)) == "posts[3].text: must not be empty"
 
 
 def test_text_with_something_visible_among_invisible_characters_passes() -> None:

@@ -57,6 +57,8 @@ METHOD_ROLES: dict[str, str] = {
     _INGESTION + "ResumeSource": "admin",
     _INGESTION + "DeleteSource": "admin",
     _INGESTION + "GetSourceStatus": "reader",
+    _INGESTION + "ListFailedPosts": "reader",
+    _INGESTION + "ReplayFailedPosts": "admin",
     _SEARCH + "IndexPosts": "service",
     _SEARCH + "Search": "reader",
     _SEARCH + "GetPost": "reader",

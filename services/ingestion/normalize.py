@@ -50,8 +50,7 @@ def validate_post(post: post_pb2.Post, field: str, settings: Settings, now: date
     if post.created_at.seconds > (now + MAX_FUTURE_SKEW).timestamp():
         raise InvalidArgument(f"{field}.created_at", "must not be more than one day in the future")
     if not visible(post.text):
-        raise InvalidArgument(f"{field}.text", "must not be empty (spaces, zero-width and control characters "
-                                               "do not count)")
+        raise InvalidArgument(f"{field}.text", "must not be empty")
 
 
 def visible(text: str) -> bool:
