@@ -201,6 +201,13 @@ def test_language_is_detected_when_missing() -> None:
 def test_a_supplied_language_is_kept_with_full_confidence() -> None:
     normalized = normalize_post(make_post(language="en-US", language_confidence=0.2), SETTINGS)
     assert (normalized.language, normalized.language_confidence) == ("en", 1.0)
+    assert normalize_post(make_post(language=" ZH_hant"), SETTINGS).language == "zh"
+
+
+@pytest.mark.parametrize("sent", ["x-klingon", "-en", "İ" * 35, "e", "1234", "ené"])
+def test_a_supplied_language_that_is_no_tag_is_detected(sent: str) -> None:
+    normalized = normalize_post(make_post(language=sent, text="Les poubelles n'ont pas été ramassées."), SETTINGS)
+    assert normalized.language == "fr" and normalized.language_confidence < 1.0
 
 
 def test_a_sent_near_duplicate_mark_is_not_trusted() -> None:

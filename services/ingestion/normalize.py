@@ -26,6 +26,8 @@ _HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 # Invisible characters that make identical texts compare different.
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+# The first subtag of a BCP-47 tag: what is kept of a language the sender supplies.
+_PRIMARY_SUBTAG = re.compile(r"[a-z]{2,8}")
 # Letters that render as nothing (Hangul fillers, the blank Braille pattern), a known way to post
 # "empty" text past a non-blank check.
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
@@ -79,9 +81,9 @@ def normalize_post(post: post_pb2.Post, settings: Settings) -> post_pb2.Post:
     normalized.display_text = text[: settings.max_text_chars]
     normalized.text = normalize_whitespace(text)[: settings.max_text_chars]
     normalized.near_duplicate = False
-    if normalized.language:
-        normalized.language = re.split(r"[-_]", normalized.language.strip().lower())[0]
-        normalized.language_confidence = 1.0
-    else:
+    primary = re.split(r"[-_]", post.language.strip())[0].lower()
+    if _PRIMARY_SUBTAG.fullmatch(primary):
+        normalized.language, normalized.language_confidence = primary, 1.0
+    else:  # none sent, or something that is no language tag
         normalized.language, normalized.language_confidence = detect_language(normalized.text)
     return normalized

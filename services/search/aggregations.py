@@ -130,6 +130,10 @@ def interval_start(moment: datetime, step: timedelta) -> datetime:
     return origin + (moment - origin) // step * step
 
 
+def _milliseconds(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
 def _bounds(
     filters: search_pb2.SearchFilters, step: timedelta, oldest: datetime, newest: datetime
 ) -> tuple[datetime, datetime]:
@@ -167,10 +171,13 @@ def volume_over_time(
         return search_pb2.VolumeOverTimeResponse()
     oldest, newest = (datetime.fromtimestamp(found[end]["value"] / 1000, UTC) for end in ("oldest", "newest"))
     lower, upper = _bounds(request.filters, step, oldest, newest)
-    limits = {"min": int(lower.timestamp() * 1000), "max": int(upper.timestamp() * 1000) - 1}
-    histogram: dict[str, Any] = {"field": "created_at", kind: length, "min_doc_count": 0, "hard_bounds": limits}
+    first, last = interval_start(lower, step), interval_start(upper - _MILLISECOND, step)
+    # Elasticsearch rounds hard bounds down to an interval start and keeps the intervals before the
+    # rounded max: the max is the end of the last interval, else that interval's posts go uncounted.
+    histogram: dict[str, Any] = {"field": "created_at", kind: length, "min_doc_count": 0,
+                                 "hard_bounds": {"min": _milliseconds(first), "max": _milliseconds(last + step)}}
     if request.filters.HasField("created_from") or request.filters.HasField("created_to"):
-        histogram["extended_bounds"] = limits
+        histogram["extended_bounds"] = {"min": _milliseconds(first), "max": _milliseconds(last)}
     reply = es.search(index=alias, query=query, size=0, track_total_hits=True, **MISSING_IS_EMPTY, aggs={
         "volume": {"date_histogram": histogram, "aggs": {
             "sentiment": {"terms": {"field": "sentiment", "size": 3}},
