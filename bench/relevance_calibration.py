@@ -26,7 +26,7 @@ from services.common.relevance.definitions import TopicDefinition, load_topics
 from services.common.relevance.scoring import CALIBRATION_FILE, Calibration, TopicSetScorer, compile_topics
 
 SHOTS = 8
-OFF_TOPIC_PER_LANGUAGE = 300
+OFF_TOPIC_PER_LANGUAGE = 600
 NEUTRAL = Calibration((np.zeros(2, dtype=np.float32), 0.0), (np.zeros(3, dtype=np.float32), 0.0))
 
 

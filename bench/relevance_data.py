@@ -95,11 +95,12 @@ class Figures:
     f1: float
     macro_f1: float
     coverage: float  # share of the agency's posts tagged with at least one topic
-    off_topic_tagged: float  # share of ordinary tweets tagged with any topic
+    off_topic_tagged: float | None  # share of ordinary tweets tagged with any topic (None: none mixed in)
 
     def row(self) -> str:
+        ordinary = "" if self.off_topic_tagged is None else f"  ordinary tweets tagged {self.off_topic_tagged:.1%}"
         return (f"P {self.precision:.3f}  R {self.recall:.3f}  F1 {self.f1:.3f}  macro-F1 {self.macro_f1:.3f}  "
-                f"tagged {self.coverage:.1%}  ordinary tweets tagged {self.off_topic_tagged:.1%}")
+                f"tagged {self.coverage:.1%}{ordinary}")
 
 
 def figures(predicted: Sequence[set[str]], gold: Sequence[set[str]], names: Sequence[str]) -> Figures:
@@ -120,4 +121,4 @@ def figures(predicted: Sequence[set[str]], gold: Sequence[set[str]], names: Sequ
     nothing = [bool(p) for p, g in zip(predicted, gold, strict=True) if not g]
     return Figures(precision, recall, 2 * precision * recall / max(1e-9, precision + recall),
                    float(np.mean(per_topic)) if per_topic else 0.0, float(np.mean(about)) if about else 0.0,
-                   float(np.mean(nothing)) if nothing else 0.0)
+                   float(np.mean(nothing)) if nothing else None)

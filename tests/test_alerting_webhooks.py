@@ -132,7 +132,9 @@ def test_groups_cooldown_and_dedup(start: Callable[..., Running], receiver: Rece
     assert other_group["group_labels"] == {"rule": "lights", "team": "roads", "tenant": "city-a"}
     assert time.monotonic() - receiver.requests[0].at < cooldown - 0.5
     both = receiver.wait_for(3)[2]
-    assert both.at - receiver.requests[0].at >= cooldown  # held until the group's cooldown passed
+    # Held until the group's cooldown passed: counted from when the first delivery was sent, which the
+    # receiver records a little later on a loaded machine (hence the same half-second margin as above).
+    assert both.at - receiver.requests[0].at >= cooldown - 0.5
     assert sorted(a["id"] for a in both.json["alerts"]) == sorted([first.id, second.id])
     time.sleep(1.3)
     assert len(receiver.requests) == 3  # unchanged groups are not sent again before the repeat interval

@@ -21,7 +21,7 @@ from services.common.errors import InvalidArgument
 
 POST = Document.of(
     "Line 3 outage again: the metro is stopped at Central. #MetroFail Línea 3 cancelada",
-    {"channel": ["mastodon"], "language": ["en"], "sentiment": ["negative"], "topic": ["transit"],
+    {"channel": ["mastodon"], "language": ["en"], "sentiment": ["negative"], "topics": ["transit"],
      "author.name": ["Ana"], "near_duplicate": ["false"]},
 )
 
@@ -100,7 +100,7 @@ def test_one_tree_for_both_backends() -> None:
         Term("channel", "reddit"),
         Term(None, "stre", prefix=True),
         Term("near_duplicate", "TRUE"),
-        Or((Term("topic", "a"), Term("topic", "b"))),
+        Or((Term("topics", "a"), Term("topics", "b"))),
     ))
     assert parse("") == parse("  \n ") == MatchAll()
     assert parse("text:bus") == Term("text", "bus")

@@ -292,3 +292,42 @@ def test_tone_shows_beside_sentiment_when_posts_carry_it(page: Page, dashboard_s
     expect(tone).to_contain_text("Offensive posts: 2 (20 % of posts with tone)")
     expect(tone.locator(".js-plotly-plot .main-svg").first).to_be_visible(timeout=WAIT_MS)
     shot(page, "overview-tone")
+
+
+def test_topics_are_defined_marked_and_retag_history(page: Page, dashboard_stack: DashboardStack) -> None:
+    """An analyst of the passport office defines a topic on the Topics page, history is re-tagged with
+    it (the job's progress is shown), and marking a search result records the mark on the topic."""
+    tenant = "passport-office"
+    page.fill("#viewer-tenant", tenant)
+    page.click("#viewer-form button[type=submit]")
+    page.click("nav >> text=Topics")
+    expect(page.get_by_text("tagged with the shipped defaults")).to_be_visible(timeout=WAIT_MS)
+    form = page.locator("form[aria-label='New topic']")
+    form.locator("input[name=name]").fill("appointments")
+    form.locator("input[name=description]").fill("appointments, queues and walk-ins at the passport office")
+    form.locator("textarea[name=examples]").fill("No appointments at the downtown office for weeks.\n"
+                                                 "Queued for two hours at the counter.")
+    form.locator("button[type=submit]").click()
+    row = page.locator("tr[data-topic=appointments]")
+    expect(row).to_contain_text("Scored by its description and examples", timeout=WAIT_MS)
+    expect(row).to_contain_text("Tester")
+    expect(page.locator("tr[data-job-state=done]").first).to_contain_text("put topic appointments", timeout=WAIT_MS)
+    tagged = httpx.get(f"{dashboard_stack.url}/api/search?topics=appointments&page_size=1",
+                       headers={"X-Civic-Tenant": tenant}, timeout=60).json()
+    assert tagged["total"] > 0, "history was not re-tagged with the new topic"
+    shot(page, "topics")
+
+    page.click("nav >> text=Search")
+    page.fill("input[name=topics]", "appointments")
+    page.click("form[role=search] button[type=submit]")
+    hit = page.locator("li.hit").first
+    expect(hit).to_contain_text("topic appointments", timeout=WAIT_MS)
+    hit.locator(".marker").get_by_role("button", name="Not relevant").click()
+    expect(hit.locator(".marker [role=status]")).to_contain_text("Marked not relevant to appointments",
+                                                                 timeout=WAIT_MS)
+
+    page.click("nav >> text=Topics")
+    page.locator("tr[data-topic=appointments]").get_by_role("button", name="appointments", exact=True).click()
+    marks = page.locator("section[aria-label='Topic appointments'] tbody tr")
+    expect(marks.first).to_contain_text("Tester", timeout=WAIT_MS)
+    expect(marks.first).to_contain_text("no")

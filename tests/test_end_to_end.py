@@ -24,6 +24,8 @@ from civic.listening.v1 import (
     post_pb2,
     search_pb2,
     search_pb2_grpc,
+    topics_pb2,
+    topics_pb2_grpc,
 )
 from services.common.launch import free_port, pid_alive
 
@@ -42,6 +44,14 @@ RULES = f"""
   threshold: 3
   window_seconds: 3600
   severity: critical
+- id: fares-topic
+  tenant: {TENANT}
+  name: Posts about the agency's fares topic
+  kind: query_match
+  query: "topic:fares"
+  threshold: 3
+  window_seconds: 3600
+  severity: warning
 """
 
 
@@ -231,6 +241,79 @@ def test_classify_through_the_stack_matches_the_local_model(stack: dict[str, str
         assert set(remote_row["scores"]) == {"negative", "neutral", "positive"}
         for label, score in remote_row["scores"].items():
             assert abs(score - local_row["scores"][label]) < 0.02
+
+
+def test_classify_with_a_topics_file_prints_relevance_and_topics(stack: dict[str, str], tmp_path: Path) -> None:
+    topics = tmp_path / "topics.yaml"
+    topics.write_text("fares:\n  description: fares, ticket prices and passes\n  query: fare OR ticket\n"
+                      "  threshold: 0.01\nlibraries: public libraries, borrowing books and opening hours\n")
+    texts = "The ticket price went up again.\nThe library opens late on Sundays.\n"
+    for args in (("classify", "--topics", str(topics)), ("classify", "--local", "--topics", str(topics))):
+        done = civic(stack, *args, stdin=texts)
+        assert done.returncode == 0, done.stderr
+        rows = [json.loads(line) for line in done.stdout.splitlines()]
+        assert [set(row["relevance"]) for row in rows] == [{"fares", "libraries"}] * 2
+        assert "fares" in rows[0]["topics"] and "fares" not in rows[1]["topics"]  # the query gates it
+        assert rows[1]["relevance"]["fares"] == 0.0
+        assert rows[1]["relevance"]["libraries"] > rows[0]["relevance"]["libraries"]
+    default = [json.loads(line) for line in civic(stack, "classify", stdin=texts).stdout.splitlines()]
+    assert "public_transit" in default[0]["relevance"] and isinstance(default[0]["topics"], list)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("Fares!: fares\n")
+    refused = civic(stack, "classify", "--topics", str(bad), stdin=texts)
+    assert refused.returncode != 0 and "Fares!" in refused.stderr and "name" in refused.stderr
+
+
+def test_topics_from_the_command_line(stack: dict[str, str]) -> None:
+    tenant = "e2e-cli-topics"
+    wide = {**stack, "COLUMNS": "400"}  # tables unwrapped, so that their cells can be read
+    put = civic(stack, "topics", "put", "--tenant", tenant, "--by", "cli tester",
+                "--file", str(REPO / "examples" / "topics" / "city-transit.yaml"), "--wait")
+    assert put.returncode == 0, put.stderr
+    assert "service_reliability: version" in put.stdout and "job done" in put.stdout
+    listed = civic(wide, "topics", "list", "--tenant", tenant)
+    assert listed.returncode == 0 and "topic set version 5" in listed.stdout
+    assert "fares_and_tickets" in listed.stdout and "examples, 8+/0- marks" in listed.stdout
+    jobs = civic(wide, "topics", "jobs", "--tenant", tenant)
+    assert jobs.returncode == 0 and jobs.stdout.count("put topic") == 5
+    shown = civic(wide, "topics", "show", "fares_and_tickets", "--tenant", tenant)
+    assert shown.returncode == 0 and "by cli tester" in shown.stdout and "example:" in shown.stdout
+    deleted = civic(stack, "topics", "delete", "staff_and_conduct", "--tenant", tenant, "--by", "cli tester")
+    assert deleted.returncode == 0 and "staff_and_conduct deleted" in deleted.stdout
+    missing = civic(stack, "topics", "delete", "staff_and_conduct", "--tenant", tenant, "--by", "cli tester")
+    assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+    estimate = civic(wide, "topics", "reenrich", "--tenant", tenant)
+    assert estimate.returncode == 0 and "0 of 0 posts" in estimate.stdout
+
+
+def test_alerts_follow_the_agencys_own_topics(stack: dict[str, str]) -> None:
+    """A topic the agency defines tags posts at indexing, and alerting sees those tags: a rule on
+    `topic:fares` fires on the posts the agency's topic claims, not on the default topics."""
+    topics = stub(stack, "search", topics_pb2_grpc.TopicServiceStub)
+    # A must-match query and a low threshold make the tagging certain whatever the model's scores.
+    topics.PutTopic(topics_pb2.PutTopicRequest(tenant=TENANT, by="e2e", topic=topics_pb2.Topic(
+        name="fares", description="fares, ticket prices and passes", query="fare OR fares OR ticket",
+        threshold=0.01)))
+    ingestion = stub(stack, "ingestion", ingestion_pb2_grpc.IngestionServiceStub)
+    texts = ["The fare went up again this month.", "My monthly ticket costs too much now.",
+             "Why are the fares so high on the night bus?", "The park by the river is lovely today."]
+    reply = ingestion.IngestPosts(ingestion_pb2.IngestPostsRequest(
+        posts=[post(f"fare-{i}", text, minute=600 + i) for i, text in enumerate(texts)]))
+    assert reply.accepted == 4
+    wait_forwarded(stack)
+    search = stub(stack, "search", search_pb2_grpc.SearchServiceStub)
+    tagged = search.Search(search_pb2.SearchRequest(tenant=TENANT, filters=search_pb2.SearchFilters(
+        topics=["fares"]))).hits
+    assert sorted(hit.post.post.id for hit in tagged) == ["fare-0", "fare-1", "fare-2"]
+    assert all(hit.post.enrichment.topic_set_version >= 1 for hit in tagged)
+    alerting = stub(stack, "alerting", alerting_pb2_grpc.AlertingServiceStub)
+    deadline = time.monotonic() + 60
+    while not (fired := [a for a in alerting.ListAlerts(alerting_pb2.ListAlertsRequest(tenant=TENANT)).alerts
+                         if a.rule_id == "fares-topic"]):
+        assert time.monotonic() < deadline, "the topic rule did not fire"
+        time.sleep(0.5)
+    assert fired[0].post_count == 3
+    assert sorted(fired[0].sample_post_ids) == ["mastodon/fare-0", "mastodon/fare-1", "mastodon/fare-2"]
 
 
 def test_bad_input_gives_one_line_and_non_zero_exit(stack: dict[str, str], tmp_path: Path) -> None:

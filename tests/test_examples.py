@@ -3,6 +3,7 @@ planted facts that the demo's alert rules rely on."""
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import subprocess
@@ -13,6 +14,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+import yaml
 
 from civic.listening.v1 import post_pb2
 from services.common.language import detect_language
@@ -62,7 +64,7 @@ def test_generator_is_deterministic_and_seeded(tmp_path: Path) -> None:
 
 def test_committed_files_are_the_generators_default_output(tmp_path: Path) -> None:
     generate(tmp_path)
-    for name in ("posts.jsonl", "posts.csv"):
+    for name in ("posts.jsonl", "posts.topics.jsonl", "posts.csv"):
         assert (tmp_path / name).read_bytes() == (EXAMPLES / name).read_bytes(), f"regenerate examples/{name}"
 
 
@@ -183,3 +185,39 @@ def test_csv_sample_imports_cleanly() -> None:
     assert {post.tenant for post in csv_posts} == TENANTS
     assert all(post.id.startswith("syn-csv-") for post in csv_posts)
     assert any(post.HasField("geo") for post in csv_posts)
+
+
+def test_every_post_has_its_ground_truth_topics(posts: list[post_pb2.Post]) -> None:
+    """What each post is about (examples/posts.topics.jsonl): one line per post, in the same order, its
+    agency's service, and at least one of its agency's topics (examples/topics/<tenant>.yaml)."""
+    truth = [json.loads(line) for line in (EXAMPLES / "posts.topics.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [row["id"] for row in truth] == [post.id for post in posts]
+    names = {tenant: set(yaml.safe_load((EXAMPLES / "topics" / f"{tenant}.yaml").read_text(encoding="utf-8")))
+             for tenant in TENANTS}
+    services = {"city-transit": "public_transit", "passport-office": "passports", "emergency-mgmt": "emergencies"}
+    for post, row in zip(posts, truth, strict=True):
+        assert row["tenant"] == post.tenant and row["service"] == services[post.tenant]
+        assert row["topics"] and set(row["topics"]) <= names[post.tenant], (post.id, post.text, row)
+    per_tenant = Counter((row["tenant"], topic) for row in truth for topic in row["topics"])
+    assert all(per_tenant[(tenant, name)] >= 30 for tenant in TENANTS for name in names[tenant]), per_tenant
+    assert sum(len(row["topics"]) > 1 for row in truth) > 300  # posts about two services exist
+
+
+def test_every_template_is_labelled_with_its_topics() -> None:
+    """A template without a label would make posts built from it look about nothing."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from phrasebook.emergency import EMERGENCY
+        from phrasebook.passport import PASSPORT
+        from phrasebook.planted import OUTAGE
+        from phrasebook.topics import PIECE_TOPICS
+        from phrasebook.transit import TRANSIT
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    for tenant, groups in (("city-transit", (TRANSIT, OUTAGE)), ("passport-office", (PASSPORT,)),
+                           ("emergency-mgmt", (EMERGENCY,))):
+        for group in groups:
+            for phrases in group.values():
+                for sentiment in ("negative", "neutral", "positive"):
+                    for template in phrases.get(sentiment, ()):
+                        assert template in PIECE_TOPICS[tenant], (tenant, template)

@@ -65,6 +65,7 @@ def enriched(
             sentiment_scores=post_pb2.SentimentScores(negative=scores[0], neutral=scores[1], positive=scores[2]),
             relevance=[post_pb2.TopicRelevance(topic=topic or "general", score=0.9 if topic else 0.2)],
             topic=topic,
+            topics=[topic] if topic else [],
             embedding=embedding(text),
             model_versions=post_pb2.ModelVersions(
                 encoder="multilingual-e5-small", sentiment="head@abc", relevance="r@1"

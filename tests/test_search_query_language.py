@@ -45,7 +45,7 @@ def test_translation_uses_only_plain_clauses() -> None:
     prefix = must[3]["multi_match"]
     assert (prefix["type"], prefix["query"], prefix["max_expansions"]) == ("phrase_prefix", "stre", 50)
     assert must[4] == {"term": {"near_duplicate": True}}
-    assert must[5] == {"bool": {"should": [{"term": {"topic": "a"}}, {"term": {"topic": "b"}}],
+    assert must[5] == {"bool": {"should": [{"term": {"topics": "a"}}, {"term": {"topics": "b"}}],
                                 "minimum_should_match": 1}}
     text = repr(tree)
     assert "query_string" not in text and "regexp" not in text and "script" not in text

@@ -164,11 +164,11 @@ def test_a_broken_keys_file_stops_the_start_and_a_broken_update_keeps_the_old_ke
 
 
 def test_every_rpc_of_every_service_has_a_role() -> None:
-    from civic.listening.v1 import inference_pb2, ingestion_pb2, search_pb2
+    from civic.listening.v1 import inference_pb2, ingestion_pb2, search_pb2, topics_pb2
 
     methods = {
         f"/{service.full_name}/{method.name}"
-        for module in (alerting_pb2, inference_pb2, ingestion_pb2, search_pb2)
+        for module in (alerting_pb2, inference_pb2, ingestion_pb2, search_pb2, topics_pb2)
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }

@@ -110,7 +110,7 @@ def post_document(enriched: post_pb2.EnrichedPost) -> boolean_query.Document:
             "source": [post.source],
             "language": [post.language],
             "sentiment": [] if enrichment.sentiment == post_pb2.SENTIMENT_LABEL_UNSPECIFIED else [sentiment],
-            "topic": [enrichment.topic],
+            "topics": list(enrichment.topics) or [enrichment.topic],
             "author": [post.author.name],
             "author.name": [post.author.name],
             "author.id": [post.author.id],

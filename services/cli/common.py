@@ -10,6 +10,7 @@ import grpc
 import typer
 from rich.console import Console
 
+from services.common.errors import DomainError
 from services.common.grpc_server import channel
 from services.common.settings import get_settings
 
@@ -40,7 +41,7 @@ def friendly_errors(command: F) -> F:
                 raise fail(f"{exc.details()}; set CIVIC_AUTH_TOKEN (or CIVIC_AUTH_TOKEN_FILE) to an "  # type: ignore[attr-defined]
                            "API key or JWT") from None
             raise fail(f"{code.name}: {exc.details()}") from None  # type: ignore[attr-defined]
-        except (OSError, ValueError, RuntimeError, TimeoutError) as exc:
+        except (OSError, ValueError, RuntimeError, TimeoutError, DomainError) as exc:
             raise fail(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]

@@ -16,23 +16,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from civic.listening.v1 import (
     alerting_pb2,
     alerting_pb2_grpc,
-    inference_pb2,
-    inference_pb2_grpc,
     ingestion_pb2,
     ingestion_pb2_grpc,
     post_pb2,
     search_pb2,
     search_pb2_grpc,
+    topics_pb2_grpc,
 )
 from services.alerting.anomaly import detect_csv
 from services.cli import alerts as alerts_cli
+from services.cli import demo_topics, render, trace, trends
 from services.cli import failed as failed_cli
 from services.cli import keys as keys_cli
-from services.cli import render, trace, trends
 from services.cli import sources as sources_cli
+from services.cli import topics as topics_cli
+from services.cli.classify import classify_texts
 from services.cli.common import console, fail, friendly_errors, stub
 from services.cli.stack import Stack, dashboard_url
-from services.common.language import detect_language
 from services.common.otlp_receiver import store_dir
 from services.common.post_files import count_records, iter_posts
 from services.common.settings import Settings, get_settings
@@ -41,6 +41,7 @@ app = typer.Typer(help="civic-listening: social listening for public services.",
 app.add_typer(sources_cli.app, name="sources")
 app.add_typer(alerts_cli.app, name="alerts")
 app.add_typer(keys_cli.app, name="keys")
+app.add_typer(topics_cli.app, name="topics")
 app.add_typer(failed_cli.app, name="failed")
 def settings() -> Settings:
     return get_settings()
@@ -237,41 +238,15 @@ app.command("trends")(friendly_errors(trends.trends))
 @friendly_errors
 def classify(
     local: Annotated[bool, typer.Option("--local", help="Run the model in-process, without the stack.")] = False,
+    topics: Annotated[Path | None, typer.Option(
+        "--topics", help="Topics YAML to score against (name: description, or name: {description, examples, "
+                         "counter_examples, query, threshold}); default: the default topics.",
+        exists=True, dir_okay=False)] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=256)] = 64,
 ) -> None:
-    """Read texts, one per line, on stdin; write one JSON object per line with label, scores, tone, language."""
-    texts = sys.stdin.read().splitlines()
-    if local:
-        from inference.model import EnrichmentModel
-
-        model = EnrichmentModel.from_settings(settings())
-        for start in range(0, len(texts), batch_size):
-            chunk = texts[start : start + batch_size]
-            for text, result in zip(chunk, model.enrich(chunk), strict=True):
-                tone = result.tone
-                emit(text, result.label, result.scores, tone.emotion, tone.emotion_scores, tone.offensive,
-                     tone.offensive_score)
-        return
-    inference = stub(inference_pb2_grpc.InferenceServiceStub, settings().inference_target)
-    for start in range(0, len(texts), batch_size):
-        chunk = texts[start : start + batch_size]
-        reply = inference.Enrich(
-            inference_pb2.EnrichRequest(posts=[post_pb2.Post(text=text or " ") for text in chunk]),
-            timeout=settings().rpc_timeout_s,
-        )
-        for text, enrichment in zip(chunk, reply.enrichments, strict=True):
-            scores, emotions = enrichment.sentiment_scores, enrichment.emotion_scores
-            emit(
-                text,
-                post_pb2.SentimentLabel.Name(enrichment.sentiment).removeprefix("SENTIMENT_LABEL_").lower(),
-                {"negative": scores.negative, "neutral": scores.neutral, "positive": scores.positive},
-                "" if enrichment.emotion == post_pb2.EMOTION_UNSPECIFIED
-                else post_pb2.Emotion.Name(enrichment.emotion).removeprefix("EMOTION_").lower(),
-                {"anger": emotions.anger, "joy": emotions.joy, "optimism": emotions.optimism,
-                 "sadness": emotions.sadness},
-                enrichment.offensive,
-                enrichment.offensive_score,
-            )
+    """Read texts, one per line, on stdin; write one JSON object per line with label, scores, tone, language,
+    relevance (topic -> score) and topics (those at or above their threshold)."""
+    classify_texts(sys.stdin.read().splitlines(), local, topics, batch_size)
 
 
 @app.command("detect-anomalies")
@@ -287,21 +262,6 @@ def detect_anomalies(
         sys.stdout.write(json.dumps(row) + "\n")
 
 
-def emit(
-    text: str, label: str, scores: dict[str, float], emotion: str, emotion_scores: dict[str, float],
-    offensive: bool, offensive_score: float,
-) -> None:
-    language, _ = detect_language(text)
-    line = {
-        "label": label, "scores": {k: round(float(v), 4) for k, v in scores.items()},
-        "emotion": emotion, "emotion_scores": {k: round(float(v), 4) for k, v in emotion_scores.items()},
-        "offensive": offensive,
-        "offensive_score": round(float(offensive_score), 4), "language": language,
-    }
-    sys.stdout.write(json.dumps(line) + "\n")
-    sys.stdout.flush()
-
-
 @app.command()
 @friendly_errors
 def demo(
@@ -310,6 +270,11 @@ def demo(
     """Load the example posts into the running stack and show what the product sees in them."""
     if not file.exists():
         raise fail(f"{file} not found: run the demo from the repository root")
+    tenants = sorted({r.post.tenant for r in iter_posts(file) if r.post is not None})
+    topics = stub(topics_pb2_grpc.TopicServiceStub, settings().search_target)
+    defined = demo_topics.define(topics, file.parent / "topics", tenants, settings().rpc_timeout_s)
+    if defined:
+        console.print(f"Defined {defined} agency topics from {file.parent / 'topics'}/")
     totals = ingest_file(file, tenant=None, batch_size=500, wait=True)
     if totals["duplicates"] and not totals["accepted"]:
         console.print(
@@ -319,7 +284,6 @@ def demo(
         )
     searcher = stub(search_pb2_grpc.SearchServiceStub, settings().search_target)
     alerting = stub(alerting_pb2_grpc.AlertingServiceStub, settings().alerting_target)
-    tenants = sorted({r.post.tenant for r in iter_posts(file) if r.post is not None})
     query = '"line 3" OR metro'
     render.search_results(
         console, query,
@@ -332,6 +296,18 @@ def demo(
         for tenant in tenants
     }
     render.sentiment_breakdown(console, breakdowns)
+    timeout = settings().rpc_timeout_s
+    demo_topics.wait_retagged(topics, tenants, timeout)
+    demo_topics.share_table(console, searcher, topics, tenants, timeout)
+    channels = {r.post.id: r.post.channel for r in iter_posts(file) if r.post is not None}
+    marked = demo_topics.review(topics, file.with_suffix(".topics.jsonl"), channels, tenants, timeout)
+    if marked:
+        console.print(f"An analyst reviews {demo_topics.REVIEWED_PER_SIDE} posts about each topic and "
+                      f"{demo_topics.REVIEWED_PER_SIDE} about other things ({marked} marks): each topic's "
+                      "classifier takes over and history is re-tagged.")
+        demo_topics.wait_retagged(topics, tenants, timeout)
+        demo_topics.share_table(console, searcher, topics, tenants, timeout)
+        demo_topics.quality_table(console, topics, tenants, timeout)
     for tenant in tenants:
         render.alert_table(console, tenant, alerting.ListAlerts(alerting_pb2.ListAlertsRequest(tenant=tenant)).alerts)
     render.next_steps(console, tenants)

@@ -45,6 +45,7 @@ _INGESTION = "/civic.listening.v1.IngestionService/"
 _SEARCH = "/civic.listening.v1.SearchService/"
 _ALERTING = "/civic.listening.v1.AlertingService/"
 _INFERENCE = "/civic.listening.v1.InferenceService/"
+_TOPICS = "/civic.listening.v1.TopicService/"
 
 # The role each RPC needs (any role implying it will do). Every RPC of every service is listed: a
 # method missing here is refused, so a new RPC cannot ship open by mistake.
@@ -82,6 +83,17 @@ METHOD_ROLES: dict[str, str] = {
     _ALERTING + "PutWebhook": "admin",
     _ALERTING + "ListWebhooks": "admin",
     _ALERTING + "DeleteWebhook": "admin",
+    _TOPICS + "PutTopic": "analyst",
+    _TOPICS + "GetTopic": "reader",
+    _TOPICS + "ListTopics": "reader",
+    _TOPICS + "DeleteTopic": "analyst",
+    _TOPICS + "CopyDefaultTopics": "analyst",
+    _TOPICS + "MarkPost": "analyst",
+    _TOPICS + "MarkPosts": "analyst",
+    _TOPICS + "ListMarks": "reader",
+    _TOPICS + "GetTaggingJob": "reader",
+    _TOPICS + "ListTaggingJobs": "reader",
+    _TOPICS + "ReenrichPosts": "admin",
     _INFERENCE + "Enrich": "reader",
     _INFERENCE + "Embed": "reader",
 }

@@ -45,7 +45,8 @@ FIELDS: Mapping[str, str] = {
     "source": "source",
     "language": "language",
     "sentiment": "sentiment",
-    "topic": "topic",
+    "topic": "topics",  # any topic the post is tagged with, not only its top one
+    "topics": "topics",
     "author": "author.name",
     "author.name": "author.name",
     "author.id": "author.id",

@@ -93,6 +93,15 @@ class Settings(BaseSettings):
         600.0, description="How often search checks the rollover conditions (no ILM); 0 = never."
     )
 
+    # --- search: tenants' topics (services/search/README.md) ------------------------------------
+    topics_index_prefix: str = Field(
+        "civic-topics", description="Indices of tenants' topics, marks, tagging jobs and their history."
+    )
+    topics_cache_s: float = Field(
+        2.0, description="How long a search replica tags with a tenant's topic set before checking its version."
+    )
+    tagging_batch_size: int = Field(1000, description="Stored posts re-tagged per page of a tagging job.")
+
     # --- inference -----------------------------------------------------------------------------
     model_cache_dir: Path = Field(CACHE_DIR / "models", description="Where the rebuilt encoder lives.")
     max_seq_length: int = Field(128, description="Tokens per post given to the encoder.")
@@ -102,7 +111,10 @@ class Settings(BaseSettings):
     inference_replicas: int = Field(1, description="Model deployment replicas.")
     inference_num_gpus: float = Field(0.0, description="GPUs per model replica (0 = CPU).")
     torch_threads: int = Field(0, description="Torch intra-op threads; 0 = number of cores.")
-    topics_file: Path | None = Field(None, description="YAML of topic name -> description.")
+    topics_file: Path | None = Field(
+        None, description="YAML of the default topics (services/common/relevance/default_topics.yaml when unset): "
+        "what tenants without topics of their own are tagged with, and the set they can copy.",
+    )
     ray_address: str = Field("local", description="'local' starts Ray in-process; else a cluster.")
     inference_quantize: bool = Field(
         False, description="int8 dynamic quantization of the model's linear layers on CPU (CUDA runs fp16)."

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from services.common.errors import InvalidArgument
 from services.common.settings import Settings
-from services.gateway import events  # noqa: F401  (registers the event stream route)
+from services.gateway import events, topics  # noqa: F401  (register the event stream and topics routes)
 from services.gateway.api import TENANTS, UPSTREAMS, routes
 from services.gateway.errors import UpstreamFailure
 from services.gateway.upstream import NoViewer, connect

@@ -12,7 +12,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from civic.listening.v1 import alerting_pb2, ingestion_pb2, post_pb2, search_pb2
+from civic.listening.v1 import alerting_pb2, ingestion_pb2, post_pb2, search_pb2, topics_pb2
 
 JSON = dict[str, Any]
 
@@ -57,6 +57,7 @@ def post(enriched: post_pb2.EnrichedPost) -> JSON:
         "sentiment_scores": {"negative": e.sentiment_scores.negative, "neutral": e.sentiment_scores.neutral,
                              "positive": e.sentiment_scores.positive},
         "topic": e.topic,
+        "topics": list(e.topics),
         "emotion": enum_word(post_pb2.Emotion, e.emotion, "EMOTION_") if has_tone else None,
         "emotion_scores": {"anger": e.emotion_scores.anger, "joy": e.emotion_scores.joy,
                            "optimism": e.emotion_scores.optimism, "sadness": e.emotion_scores.sadness}
@@ -155,3 +156,34 @@ def failed_post(f: ingestion_pb2.FailedPost) -> JSON:
 def bucket(b: search_pb2.AggregateBucket) -> JSON:
     return {"key": b.key, "count": b.count, "share": b.share, "label": b.label, "reach": b.reach,
             "score": b.score, "background_count": b.background_count}
+
+
+def quality(q: topics_pb2.TopicQuality) -> JSON:
+    return {"scorer": enum_word(topics_pb2.TopicScorer, q.scorer, "TOPIC_SCORER_"), "relevant_marks": q.relevant_marks,
+            "not_relevant_marks": q.not_relevant_marks, "marks_needed": q.marks_needed, "precision": q.precision,
+            "recall": q.recall, "f1": q.f1, "folds": q.folds}
+
+
+def topic(t: topics_pb2.Topic) -> JSON:
+    return {"name": t.name, "description": t.description, "examples": list(t.examples),
+            "counter_examples": list(t.counter_examples), "query": t.query, "threshold": t.threshold,
+            "version": t.version, "updated_at": when(t.updated_at), "updated_by": t.updated_by,
+            "quality": quality(t.quality)}
+
+
+def topic_set(s: topics_pb2.TopicSet) -> JSON:
+    return {"version": s.version, "defaults": s.defaults, "topics": [topic(t) for t in s.topics]}
+
+
+def tagging_job(j: topics_pb2.TaggingJob) -> JSON:
+    return {"id": j.id, "kind": enum_word(topics_pb2.TaggingJobKind, j.kind, "TAGGING_JOB_KIND_"),
+            "state": enum_word(topics_pb2.TaggingJobState, j.state, "TAGGING_JOB_STATE_"),
+            "topic_set_version": j.topic_set_version, "total": j.total, "processed": j.processed,
+            "changed": j.changed, "posts_per_second": j.posts_per_second, "eta_seconds": j.eta_seconds,
+            "created_at": when(j.created_at), "finished_at": when(j.finished_at), "error": j.error,
+            "reason": j.reason}
+
+
+def mark(m: topics_pb2.TopicMark) -> JSON:
+    return {"channel": m.channel, "post_id": m.post_id, "relevant": m.relevant, "by": m.by,
+            "marked_at": when(m.marked_at), "text": m.text}

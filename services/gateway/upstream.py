@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from civic.listening.v1 import alerting_pb2_grpc, ingestion_pb2_grpc, search_pb2_grpc
+from civic.listening.v1 import alerting_pb2_grpc, ingestion_pb2_grpc, search_pb2_grpc, topics_pb2_grpc
 from services.common import telemetry, tls
 from services.common.settings import Settings
 from services.common.validation import TENANT_PATTERN
@@ -49,9 +49,10 @@ def viewer_from_headers(authorization: str, tenant: str) -> Viewer:
 
 @dataclass
 class Upstreams:
-    """Stubs of the three services the dashboard reads and acts through."""
+    """Stubs of the services the dashboard reads and acts through (topics are served by search)."""
 
     search: search_pb2_grpc.SearchServiceStub
+    topics: topics_pb2_grpc.TopicServiceStub
     alerting: alerting_pb2_grpc.AlertingServiceStub
     ingestion: ingestion_pb2_grpc.IngestionServiceStub
     timeout_s: float
@@ -86,6 +87,7 @@ async def connect(settings: Settings) -> AsyncIterator[Upstreams]:
     try:
         yield Upstreams(
             search=search_pb2_grpc.SearchServiceStub(channels["search"]),
+            topics=topics_pb2_grpc.TopicServiceStub(channels["search"]),
             alerting=alerting_pb2_grpc.AlertingServiceStub(channels["alerting"]),
             ingestion=ingestion_pb2_grpc.IngestionServiceStub(channels["ingestion"]),
             timeout_s=settings.rpc_timeout_s,

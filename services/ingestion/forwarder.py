@@ -299,9 +299,14 @@ class Forwarder:
         return enrichments
 
     def _index(self, enriched: Sequence[post_pb2.EnrichedPost], attempts: int) -> dict[str, str]:
-        """Indexes the posts; returns the ids the cluster refused, with reasons."""
+        """Indexes the posts and gives each the topics search tagged it with (its tenant's, which alerting
+        must see too); returns the ids the cluster refused, with reasons."""
         request = search_pb2.IndexPostsRequest(posts=enriched)
         reply = self._call("IndexPosts", lambda: self._search.IndexPosts(request, timeout=self._timeout), attempts)
+        if len(reply.tagged) == len(enriched):
+            for post, tagged in zip(enriched, reply.tagged, strict=True):
+                if tagged.id == post.post.id:
+                    apply_topics(post.enrichment, tagged)
         return {error.id: error.reason for error in reply.errors}
 
     def _call(self, stage: str, call: Callable[[], T], attempts: int) -> T:
@@ -321,3 +326,13 @@ class Forwarder:
                 log.warning("%s; retrying in %.1fs", error, delay)
                 self._pause(delay)
         raise GaveUp(error)
+
+
+def apply_topics(enrichment: post_pb2.Enrichment, tagged: search_pb2.PostTopics) -> None:
+    del enrichment.relevance[:]
+    enrichment.relevance.extend(tagged.relevance)
+    enrichment.topic = tagged.topic
+    del enrichment.topics[:]
+    enrichment.topics.extend(tagged.topics)
+    enrichment.topic_set_version = tagged.topic_set_version
+    enrichment.model_versions.relevance = tagged.relevance_version

@@ -13,6 +13,7 @@ from services.search.indexing import Indexer
 from services.search.rollover import Conditions, RolloverLoop
 from services.search.server import build_server
 from services.search.service import Searcher
+from services.search.topics.runtime import start_topics
 
 log = logging.getLogger("services.search")
 
@@ -22,18 +23,22 @@ def main() -> None:
     telemetry.setup("search", settings.log_level)
     es = connect(settings)
     conditions = Conditions.from_settings(settings)
+    inference = InferenceEmbedder(settings)
+    topics = start_topics(settings, es, inference)
     indexer = Indexer(es, settings.index_prefix, refresh=settings.es_refresh_on_index,
-                      policy=BulkPolicy.from_settings(settings), lifecycle=conditions,
+                      policy=BulkPolicy.from_settings(settings), lifecycle=conditions, tagger=topics.tagger,
                       max_text_chars=settings.max_text_chars)
     rollovers = None
     if settings.rollover_check_interval_s > 0:
         rollovers = RolloverLoop(es, settings.index_prefix, conditions, settings.rollover_check_interval_s).start()
-    server = build_server(settings, indexer, Searcher(es, settings.index_prefix, InferenceEmbedder(settings))).start()
+    server = build_server(settings, indexer, Searcher(es, settings.index_prefix, inference),
+                          topics=topics.topics).start()
     log.info("indexing into %s (prefix %s)", settings.es_url, settings.index_prefix)
 
     def stop() -> None:
         if rollovers is not None:
             rollovers.stop()
+        topics.stop()
         indexer.close()
         es.close()
 

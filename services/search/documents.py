@@ -64,6 +64,8 @@ def to_document(enriched: post_pb2.EnrichedPost) -> dict[str, Any]:
         "near_duplicate": post.near_duplicate,
         "redactions": post.redactions,
         "topic": enrichment.topic,
+        "topics": list(enrichment.topics),
+        "topic_set_version": enrichment.topic_set_version,
         "relevance": [{"topic": item.topic, "score": item.score} for item in enrichment.relevance],
         "model_versions": {
             "encoder": enrichment.model_versions.encoder,
@@ -141,6 +143,8 @@ def read_document(source: dict[str, Any], into: post_pb2.EnrichedPost) -> None:
     for relevance in source.get("relevance", []):
         enrichment.relevance.add(topic=relevance["topic"], score=relevance["score"])
     enrichment.topic = source.get("topic", "")
+    enrichment.topics.extend(source.get("topics", []))
+    enrichment.topic_set_version = source.get("topic_set_version", 0)
     enrichment.embedding.extend(source.get("embedding", []))
     versions = source.get("model_versions", {})
     enrichment.model_versions.SetInParent()

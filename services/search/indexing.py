@@ -14,7 +14,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from civic.listening.v1 import post_pb2
+from civic.listening.v1 import post_pb2, search_pb2
 from services.common import telemetry
 from services.common.errors import InvalidArgument
 from services.common.post_validation import MAX_TEXT_CHARS, check_post
@@ -24,6 +24,7 @@ from services.search.client import elasticsearch_errors
 from services.search.documents import to_document
 from services.search.mapping import ensure_tenant_index, install_templates
 from services.search.rollover import Conditions, attach_lifecycle, ilm_available
+from services.search.topics.tagger import Tagger
 
 MAX_POSTS_PER_CALL = 5000
 
@@ -35,6 +36,8 @@ class IndexOutcome:
     errors: list[tuple[str, str]] = field(default_factory=list)
     # How many of the errors were stored in the dead-letter index.
     dead_lettered: int = 0
+    # The topics each post was tagged with, in request order (empty without a tagger).
+    tagged: list[search_pb2.PostTopics] = field(default_factory=list)
 
 
 def validate_posts(posts: Sequence[post_pb2.EnrichedPost], max_text_chars: int = MAX_TEXT_CHARS) -> None:
@@ -54,9 +57,12 @@ class Indexer:
     def __init__(
         self, es: Elasticsearch, index_prefix: str, refresh: bool, *,
         deadletter_prefix: str = deadletter.DEFAULT_PREFIX, policy: BulkPolicy | None = None,
-        lifecycle: Conditions | None = None, max_text_chars: int = MAX_TEXT_CHARS,
+        lifecycle: Conditions | None = None, tagger: Tagger | None = None, max_text_chars: int = MAX_TEXT_CHARS,
     ) -> None:
+        """tagger: tags each post with its tenant's topics before it is written; without one, posts keep
+        the relevance they came with."""
         self.es = es
+        self.tagger = tagger
         self.max_text_chars = max_text_chars
         self.prefix = index_prefix
         self.writer = BulkWriter(es, policy or BulkPolicy(), refresh, deadletter_prefix)
@@ -87,9 +93,13 @@ class Indexer:
         # The bulk request that carries these posts runs in a span continuing (or linked to) this one.
         with telemetry.tracer(__name__).start_as_current_span("index_posts") as span:
             telemetry.describe_batch(span, [p.post for p in posts])
+            tagged: list[search_pb2.PostTopics] = []
+            if self.tagger is not None:
+                with elasticsearch_errors():
+                    tagged = self.tagger.tag_posts(posts)
             documents = [to_document(p) for p in posts]
             results = self.write(documents)
-        outcome = IndexOutcome()
+        outcome = IndexOutcome(tagged=tagged)
         for document, result in zip(documents, results, strict=True):
             if result.written:
                 outcome.indexed += 1

@@ -62,6 +62,8 @@ PROPERTIES: dict[str, Any] = {
     "sentiment": KEYWORD,
     "sentiment_scores": {"properties": {"negative": FLOAT, "neutral": FLOAT, "positive": FLOAT}},
     "topic": KEYWORD,
+    "topics": KEYWORD,
+    "topic_set_version": LONG,
     "relevance": {"type": "nested", "properties": {"topic": KEYWORD, "score": FLOAT}},
     "emotion": KEYWORD,
     "emotion_scores": {"properties": {"anger": FLOAT, "joy": FLOAT, "optimism": FLOAT, "sadness": FLOAT}},

@@ -36,7 +36,7 @@ AGGREGATE_FIELDS = {
     search_pb2.AGGREGATE_DIMENSION_SENTIMENT: "sentiment",
     search_pb2.AGGREGATE_DIMENSION_CHANNEL: "channel",
     search_pb2.AGGREGATE_DIMENSION_LANGUAGE: "language",
-    search_pb2.AGGREGATE_DIMENSION_TOPIC: "topic",
+    search_pb2.AGGREGATE_DIMENSION_TOPIC: "topics",
     search_pb2.AGGREGATE_DIMENSION_SOURCE: "source",
     search_pb2.AGGREGATE_DIMENSION_EMOTION: "emotion",
 }
@@ -75,7 +75,7 @@ def filter_clauses(tenant: str, filters: search_pb2.SearchFilters) -> list[dict[
             raise InvalidArgument("filters.sentiments", "must be NEGATIVE, NEUTRAL or POSITIVE, not UNSPECIFIED")
         clauses.append({"terms": {"sentiment": [SENTIMENT_NAMES[label] for label in filters.sentiments]}})
     if filters.topics:
-        clauses.append({"terms": {"topic": _values(filters.topics, "filters.topics")}})
+        clauses.append({"terms": {"topics": _values(filters.topics, "filters.topics")}})
     if filters.emotions:
         if any(emotion not in EMOTION_NAMES for emotion in _values(filters.emotions, "filters.emotions")):
             raise InvalidArgument("filters.emotions", "must be ANGER, JOY, OPTIMISM or SADNESS, not UNSPECIFIED")

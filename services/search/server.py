@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import grpc
 
-from civic.listening.v1 import search_pb2, search_pb2_grpc
+from civic.listening.v1 import search_pb2, search_pb2_grpc, topics_pb2_grpc
 from services.common.grpc_server import GrpcServer, rpc_errors
 from services.common.settings import Settings
 from services.search.indexing import Indexer
 from services.search.replay import replay_dead_letters
 from services.search.service import Searcher
+from services.search.topics.service import Topics
+from services.search.topics.servicer import SERVICE_NAME as TOPICS_SERVICE_NAME
+from services.search.topics.servicer import TopicServicer
 
 SERVICE_NAME = search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
 
@@ -27,6 +33,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         return search_pb2.IndexPostsResponse(
             indexed=outcome.indexed, dead_lettered=outcome.dead_lettered,
             errors=[search_pb2.IndexError(id=post_id, reason=reason) for post_id, reason in outcome.errors],
+            tagged=outcome.tagged,
         )
 
     @rpc_errors
@@ -66,10 +73,13 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         return replay_dead_letters(self.indexer, request)
 
 
-def build_server(settings: Settings, indexer: Indexer, searcher: Searcher, port: int | None = None) -> GrpcServer:
-    """An unstarted server over the search domain; port 0 picks a free one."""
-    return GrpcServer(
-        settings,
-        settings.search_port if port is None else port,
-        [(search_pb2_grpc.add_SearchServiceServicer_to_server, SearchServicer(indexer, searcher), SERVICE_NAME)],
-    )
+def build_server(
+    settings: Settings, indexer: Indexer, searcher: Searcher, port: int | None = None, topics: Topics | None = None
+) -> GrpcServer:
+    """An unstarted server over the search domain (and the TopicService, given topics); port 0 picks a free one."""
+    services: list[tuple[Callable[[Any, grpc.Server], None], Any, str]] = [
+        (search_pb2_grpc.add_SearchServiceServicer_to_server, SearchServicer(indexer, searcher), SERVICE_NAME)]
+    if topics is not None:
+        services.append((topics_pb2_grpc.add_TopicServiceServicer_to_server, TopicServicer(topics),
+                         TOPICS_SERVICE_NAME))
+    return GrpcServer(settings, settings.search_port if port is None else port, services)

@@ -2,13 +2,14 @@
 
 A topic is scored by the best evidence it has. Its description alone gives a zero-shot score; its
 example posts add a prototype (their mean direction, pushed away from the counter-examples' as in
-Rocchio's method); once analysts marked enough posts, a logistic regression on the embeddings
-(classifier.py) replaces both. The first two are cosines made comparable across topics as z-scores
-against ordinary posts (background.py), together with how far the topic is behind the set's best one
-(a post about fares is usually closest to the fares topic, whatever the absolute level), mapped to a
-probability by a logistic calibration fitted once on labelled posts (calibration.json, fitted by
-bench/relevance_calibration.py on training data only). Every score is a probability of relevance,
-so one threshold (0.5 unless the topic says otherwise) means the same on every topic.
+Rocchio's method) and the higher of the two scores counts; once analysts marked enough posts, a
+logistic regression on the embeddings (classifier.py) replaces both. The first two are cosines
+made comparable across topics as z-scores against ordinary posts (background.py), together with
+how far the topic is behind the set's best one (a post about fares is usually closest to the fares
+topic, whatever the absolute level), mapped to a probability by a logistic calibration fitted once
+on labelled posts (calibration.json, fitted by bench/relevance_calibration.py on training data
+only). Every score is a probability of relevance, so one threshold (0.5 unless the topic says
+otherwise) means the same on every topic.
 """
 
 from __future__ import annotations
@@ -38,15 +39,17 @@ Embed = Callable[[Sequence[str]], np.ndarray]
 @dataclass(frozen=True)
 class Features:
     """[posts, topics] z of the description, z of the prototype (the description's where a topic has
-    no examples), how far behind the set's best topic; and which topics have a prototype."""
+    no examples), how far behind the set's best topic by descriptions and by best evidence; and which
+    topics have a prototype."""
 
     z_description: np.ndarray
     z_prototype: np.ndarray
+    behind_description: np.ndarray
     behind: np.ndarray
     has_prototype: np.ndarray
 
     def zero_shot_inputs(self) -> np.ndarray:
-        return np.stack([self.z_description, self.behind], axis=-1)
+        return np.stack([self.z_description, self.behind_description], axis=-1)
 
     def few_shot_inputs(self) -> np.ndarray:
         return np.stack([self.z_description, self.z_prototype, self.behind], axis=-1)
@@ -72,9 +75,11 @@ class Calibration:
         ))
 
     def apply(self, features: Features) -> np.ndarray:
+        """The description's score, or the examples' where they say more: examples add what the words of
+        the description miss, but short, plain posts often sit closer to the words than to long examples."""
         zero_shot = _sigmoid(features.zero_shot_inputs() @ self.zero_shot[0] + self.zero_shot[1])
         few_shot = _sigmoid(features.few_shot_inputs() @ self.few_shot[0] + self.few_shot[1])
-        return np.where(features.has_prototype, few_shot, zero_shot).astype(np.float32)
+        return np.where(features.has_prototype, np.maximum(zero_shot, few_shot), zero_shot).astype(np.float32)
 
     def save(self, path: Path, extra: dict[str, Any]) -> None:
         record = {kind: {"weights": [round(float(w), 6) for w in weights], "bias": round(bias, 6)}
@@ -191,7 +196,8 @@ class TopicSetScorer:
         z_prototype = _z(x @ self._prototypes.T, self._prototype_moments)
         # The evidence each topic is ranked by: its prototype where it has one.
         z_best = np.where(self._has_prototype, z_prototype, z_description)
-        return Features(z_description, z_prototype, z_best - z_best.max(axis=1, keepdims=True), self._has_prototype)
+        return Features(z_description, z_prototype, z_description - z_description.max(axis=1, keepdims=True),
+                        z_best - z_best.max(axis=1, keepdims=True), self._has_prototype)
 
     def scores(self, embeddings: np.ndarray, documents: Sequence[boolean_query.Document] | None = None) -> np.ndarray:
         """[posts, topics] probability of relevance. A post that does not match a topic's query scores 0

@@ -1,4 +1,4 @@
-// The dashboard's shell: the viewer bar (agency, name, token), hash routes to the four pages.
+// The dashboard's shell: the viewer bar (agency, name, token), hash routes to the five pages.
 
 import { api, saveViewer, viewer } from "./api.js";
 import { h, state } from "./dom.js";
@@ -6,9 +6,10 @@ import * as alerts from "./alerts.js";
 import * as overview from "./overview.js";
 import * as search from "./search.js";
 import * as sources from "./sources.js";
+import * as topics from "./topics.js";
 
-const PAGES = { overview, search, alerts, sources };
-const TITLES = { overview: "Overview", search: "Search", alerts: "Alerts", sources: "Sources" };
+const PAGES = { overview, search, alerts, topics, sources };
+const TITLES = { overview: "Overview", search: "Search", alerts: "Alerts", topics: "Topics", sources: "Sources" };
 let cleanup = null;
 
 export function route() {

@@ -1,8 +1,8 @@
 // Search: the boolean query language or search by meaning, filters, and hits with highlights,
 // sentiment, tone and a link to the original post.
 
-import { api, query } from "./api.js";
-import { h, highlighted, loading, safeLink, state } from "./dom.js";
+import { api, query, viewer } from "./api.js";
+import { announce, h, highlighted, loading, safeLink, state } from "./dom.js";
 import { fmtDateTime, fmtPercent, plural } from "./format.js";
 
 const SENTIMENTS = ["negative", "neutral", "positive"];
@@ -53,7 +53,29 @@ function form(params, ctx) {
   return el;
 }
 
-function hitCard(hit) {
+// Relevant / not relevant for one of the agency's topics: the marks that teach its classifier.
+function marker(hit, topics) {
+  if (!topics.length) return null;
+  const select = h("select", { "aria-label": `Topic to mark post ${hit.id} for` },
+    topics.map((name) => h("option", { value: name, selected: name === hit.topic }, name.replaceAll("_", " "))));
+  const said = h("span", { class: "help", role: "status" });
+  const send = (relevant) => async () => {
+    const name = viewer().name;
+    if (!name) { said.textContent = "Enter your name at the top of the page first: marks record who made them."; return; }
+    try {
+      const reply = await api(`/api/topics/${encodeURIComponent(select.value)}/marks`, { method: "POST",
+        body: { channel: hit.channel, post_id: hit.id, relevant, by: name } });
+      said.textContent = `Marked ${relevant ? "relevant" : "not relevant"} to ${select.value}`
+        + (reply.quality.scorer === "classifier" ? "; its classifier was retrained." : `; ${reply.quality.marks_needed} more marks until a classifier takes over.`);
+      announce(said.textContent);
+    } catch (error) { said.textContent = error.message; }
+  };
+  return h("div", { class: "meta marker" }, "Mark for ", select,
+    h("button", { type: "button", class: "secondary", onclick: send(true) }, "Relevant"),
+    h("button", { type: "button", class: "secondary", onclick: send(false) }, "Not relevant"), said);
+}
+
+function hitCard(hit, topics = []) {
   const fragments = hit.highlights.length ? hit.highlights.flatMap((f, i) => [i ? " … " : "", ...highlighted(f)]) : [hit.text];
   const tone = [];
   if (hit.emotion) tone.push(h("span", { class: "badge" }, `${hit.emotion} ${fmtPercent(hit.emotion_scores[hit.emotion])}`));
@@ -65,14 +87,16 @@ function hitCard(hit) {
       h("span", {}, hit.author.name || hit.author.id || "unknown author",
         hit.author.followers ? ` (${plural(hit.author.followers, "follower", "followers")})` : ""),
       h("span", { lang: hit.language || undefined }, `language ${hit.language || "unknown"}`),
-      hit.topic ? h("span", {}, `topic ${hit.topic.replaceAll("_", " ")}`) : null,
+      (hit.topics || []).length ? h("span", {}, `${hit.topics.length > 1 ? "topics" : "topic"} ${hit.topics.map((t) => t.replaceAll("_", " ")).join(", ")}`)
+        : h("span", {}, "no topic"),
       hit.near_duplicate ? h("span", {}, "copy-paste campaign") : null),
     h("p", { class: "text", lang: hit.language || undefined }, fragments),
     h("div", { class: "meta" },
       hit.sentiment ? h("span", { class: `badge ${hit.sentiment}` },
         `${hit.sentiment} ${fmtPercent(hit.sentiment_scores[hit.sentiment])}`) : h("span", { class: "badge" }, "sentiment not computed"),
       tone,
-      safeLink(hit.url, "Open the original post ↗")));
+      safeLink(hit.url, "Open the original post ↗")),
+    marker(hit, topics));
 }
 
 export async function render(main, params, ctx) {
@@ -96,12 +120,18 @@ export async function render(main, params, ctx) {
   }
   results.replaceChildren(loading("results"));
   let doc;
-  try { doc = await page(""); } catch (error) { results.replaceChildren(state("error", error.message)); return; }
+  let topics = [];
+  try {
+    const [found, set] = await Promise.all([page(""), api("/api/topics").catch(() => null)]);
+    doc = found;
+    topics = set && !set.defaults ? set.topics.map((t) => t.name) : [];
+  } catch (error) { results.replaceChildren(state("error", error.message)); return; }
+  const card = (hit) => hitCard(hit, topics);
   if (!doc.hits.length) { results.replaceChildren(state("empty", "No post matches. Loosen a filter or try other words.")); return; }
   const summary = doc.semantic ? `${plural(doc.hits.length, "post", "posts")} closest in meaning`
     : `${plural(doc.total, "post matches", "posts match")}`;
   results.replaceChildren(h("p", { role: "status" }, h("strong", {}, summary)), list);
-  list.append(...doc.hits.map(hitCard));
+  list.append(...doc.hits.map(card));
   let next = doc.next_page_token;
   const more = h("button", { type: "button", class: "secondary" }, "More results");
   more.addEventListener("click", async () => {
@@ -109,8 +139,8 @@ export async function render(main, params, ctx) {
     more.textContent = "Loading…";
     try {
       const following = await page(next);
-      const first = following.hits.length ? hitCard(following.hits[0]) : null;
-      list.append(...(first ? [first, ...following.hits.slice(1).map(hitCard)] : []));
+      const first = following.hits.length ? card(following.hits[0]) : null;
+      list.append(...(first ? [first, ...following.hits.slice(1).map(card)] : []));
       next = following.next_page_token;
       first?.setAttribute("tabindex", "-1");
       first?.focus();
