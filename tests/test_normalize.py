@@ -8,6 +8,7 @@ import pytest
 
 from civic.listening.v1 import post_pb2
 from services.common.errors import InvalidArgument
+from services.common.post_validation import MAX_TEXT_CHARS
 from services.common.settings import Settings
 from services.ingestion.normalize import normalize_post, normalize_whitespace, validate_post
 
@@ -212,3 +213,8 @@ def test_a_supplied_language_that_is_no_tag_is_detected(sent: str) -> None:
 
 def test_a_sent_near_duplicate_mark_is_not_trusted() -> None:
     assert normalize_post(make_post(near_duplicate=True), SETTINGS).near_duplicate is False
+
+
+def test_the_shared_checks_default_to_the_settings_text_limit() -> None:
+    """Search and alerting built without settings check text against the same limit as ingestion's default."""
+    assert Settings.model_fields["max_text_chars"].default == MAX_TEXT_CHARS
