@@ -34,8 +34,9 @@ def ingestion_stats(console: Console, stats: ingestion_pb2.GetIngestionStatsResp
     whose = f" ({stats.tenant})" if stats.tenant else ""
     console.print(
         f"ingestion{whose}: {stats.accepted} accepted, {stats.forwarded} forwarded, {stats.pending} pending, "
-        f"{stats.failed} refused downstream, "
+        f"{stats.failed} failed downstream (`civic failed list`), "
         f"{stats.rejected} rejected, {stats.duplicates} duplicates"
+        + (f"; forwarder stalled since {stats.stalled_since.ToJsonString()}" if stats.HasField("stalled_since") else "")
         + (f"; last error: {stats.last_error}" if stats.last_error else ""),
         soft_wrap=True,  # one line, also when piped into a script
     )

@@ -42,7 +42,8 @@ def author_key(post: post_pb2.Post) -> str:
 
 
 class Ingestion:
-    """Accepts batches of posts into a spool; `last_error` reports the forwarder's state."""
+    """Accepts batches of posts into a spool; `last_error` and `stalled_since` report the forwarder's
+    state."""
 
     def __init__(
         self,
@@ -50,10 +51,12 @@ class Ingestion:
         spool: Spool,
         last_error: Callable[[], str] = lambda: "",
         near_duplicates: NearDuplicateIndex | None = None,
+        stalled_since: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.spool = spool
         self.last_error = last_error
+        self.stalled_since = stalled_since
         self.near_duplicates = near_duplicates or NearDuplicateIndex()
         self.near_duplicates.add_all(
             Seen(r.tenant, r.author, r.signature)
@@ -108,7 +111,7 @@ class Ingestion:
     ) -> None:
         # A rejected post counts for its tenant when that names one at all (it may be what was wrong).
         rejected = Counter(
-            post.tenant if TENANT_PATTERN.match(post.tenant) else ""
+            post.tenant if TENANT_PATTERN.fullmatch(post.tenant) else ""
             for post, result in zip(posts, results, strict=True) if result.outcome == REJECTED
         )
         remembered = [
@@ -145,7 +148,7 @@ class Ingestion:
         if tenant:
             require_tenant(tenant)
         counts = self.spool.stats(tenant)
-        return ingestion_pb2.GetIngestionStatsResponse(
+        response = ingestion_pb2.GetIngestionStatsResponse(
             accepted=counts.accepted,
             forwarded=counts.forwarded,
             failed=counts.failed,
@@ -155,3 +158,7 @@ class Ingestion:
             last_error="" if tenant else self.last_error(),
             tenant=tenant,
         )
+        stalled_since = self.stalled_since()
+        if stalled_since is not None:
+            response.stalled_since.FromNanoseconds(int(stalled_since * 1e9))
+        return response
