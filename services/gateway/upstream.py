@@ -15,6 +15,7 @@ import grpc
 
 from civic.listening.v1 import alerting_pb2_grpc, ingestion_pb2_grpc, search_pb2_grpc, topics_pb2_grpc
 from services.common import telemetry, tls
+from services.common.grpc_server import client_options
 from services.common.settings import Settings
 from services.common.validation import TENANT_PATTERN
 
@@ -61,10 +62,7 @@ class Upstreams:
 def _channel(target: str, settings: Settings) -> grpc.aio.Channel:
     """TLS as the other clients of the stack use it, but never the process's own bearer token:
     every call carries the viewer's."""
-    options = [
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
-        ("grpc.max_send_message_length", settings.max_message_bytes),
-    ]
+    options = client_options(settings, target)
     interceptors = None
     if telemetry.tracing():
         from opentelemetry.instrumentation.grpc import aio_client_interceptors

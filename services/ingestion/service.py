@@ -11,8 +11,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
 from civic.listening.v1 import ingestion_pb2, post_pb2
 from services.common import telemetry
 from services.common.errors import InvalidArgument
@@ -28,13 +26,6 @@ log = logging.getLogger(__name__)
 ACCEPTED = ingestion_pb2.POST_OUTCOME_ACCEPTED
 REJECTED = ingestion_pb2.POST_OUTCOME_REJECTED
 DUPLICATE = ingestion_pb2.POST_OUTCOME_DUPLICATE
-
-
-def current_traceparent() -> str:
-    """The W3C traceparent of the active span, so a forwarded post can be traced back to its ingest."""
-    carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier)
-    return carrier.get("traceparent", "")
 
 
 def author_key(post: post_pb2.Post) -> str:
@@ -75,7 +66,7 @@ class Ingestion:
         with tracer(__name__).start_as_current_span("ingest_posts") as span:
             telemetry.describe_batch(span, posts)
             results, candidates = self._validate(posts)
-            self._spool(posts, candidates, results, current_traceparent())
+            self._spool(posts, candidates, results, telemetry.traceparent())
         response = ingestion_pb2.IngestPostsResponse(results=results)
         response.accepted = sum(r.outcome == ACCEPTED for r in results)
         response.rejected = sum(r.outcome == REJECTED for r in results)
