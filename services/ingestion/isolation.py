@@ -44,16 +44,18 @@ def isolate(
     attempts: int,
     pause: Callable[[int], None],
 ) -> Isolated[T]:
-    """Rounds of single tries, `pause(round)` between them, until every post is settled or 2 x
-    attempts rounds have passed (a post's failures count only once another post went through, so it
-    may need more rounds than attempts)."""
+    """Rounds of single tries, `pause(round)` between them, until every post is settled, or 2 x
+    attempts rounds have passed with nothing going through. A post's failures count only once another
+    post went through; once one has, rounds go on until each post has had its `attempts` counted tries,
+    however late in the rounds that post (often a probe that arrived meanwhile) went through."""
     result: Isolated[T] = Isolated()
     counted: dict[T, int] = {item: 0 for item in items}
     waiting = list(items)
     went_through = False
-    for round_ in range(2 * attempts):
+    round_ = 0
+    while waiting and (went_through or round_ < 2 * attempts):
         if round_:
-            pause(round_ - 1)
+            pause(min(round_, 2 * attempts) - 1)
         still: list[T] = []
         for item in waiting:
             tried, reason = try_one(item)
@@ -69,8 +71,8 @@ def isolate(
                 else:
                     still.append(item)
         waiting = still
-        if not waiting:
-            break
-        went_through = went_through or probe()
+        if waiting and not went_through:
+            went_through = probe()
+        round_ += 1
     result.waiting = waiting
     return result
