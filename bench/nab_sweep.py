@@ -9,7 +9,7 @@ shipped default is the same rule applied to all 53 series. No setting is ever ch
 The residual model (the expensive part) runs once per structural combination; the alerting settings
 (alert z, peak ratio, cooldown) are applied afterwards to its per-scale z, with the detector's own
 calibration and alert gate, and the chosen combination is finally re-run through the online detector
-to check that it reproduces the sweep's alerts exactly. One process, one core: about 15 minutes.
+to check that it reproduces the sweep's alerts exactly. One process, one core: about 10 minutes.
 
 Run: .venv/bin/python -m bench.nab_sweep
 """
