@@ -24,7 +24,8 @@ from typing import Literal, TypedDict, get_args
 
 from services.alerting.anomaly_model import DetectorSettings, PeakCalibration, ResidualModel, calibrated
 
-# Chosen by bench/nab_sweep.py (leave-one-category-out over the 53 NAB development series, then refit on all).
+# Chosen by bench/nab_sweep.py: the rule its leave-one-category-out cross-validation checks, applied to all
+# 53 NAB development series.
 DEFAULT_SETTINGS = DetectorSettings()
 # z at which the score reaches 1; the score is the calibrated z / FULL_SCALE_Z, so sensitivity s alerts
 # at a calibrated z >= FULL_SCALE_Z (1 - s), and the default sensitivity at the chosen alert_z.

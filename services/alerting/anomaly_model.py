@@ -166,7 +166,8 @@ class ResidualModel:
         return zs
 
     def _follow_shift(self, long_z: float, timestamp: float) -> None:
-        """Accept a lasting change of level: move the level to it, so it is reported once, not daily."""
+        """Accept a lasting change of level: move the level to it, so the detector is calm again and can
+        report the next event on the new level instead of holding on to this one for days."""
         if abs(long_z) < self.settings.shift_z:
             self._shift_since = math.nan
         elif math.isnan(self._shift_since):
@@ -191,7 +192,7 @@ class PeakCalibration:
         self._rings = [[0.0] * days for _ in range(columns)]
         self._filled = 0
         self._next = 0
-        self._day = -1
+        self._day: int | None = None
         self._day_max = [0.0] * columns
         self.peaks = [0.0] * columns
 
@@ -199,7 +200,7 @@ class PeakCalibration:
         """The ordinary peak of each column in force at `timestamp`, then `values` join today's maxima."""
         day = int(timestamp // SECONDS_PER_DAY)
         if day != self._day:
-            if self._day >= 0:
+            if self._day is not None:
                 self._close_day()
             self._day = day
             self._day_max = [0.0] * len(values)
