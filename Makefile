@@ -56,6 +56,7 @@ $(BUF):
 lint: install $(BUF)
 	$(BIN)/ruff check .
 	$(BIN)/mypy services inference bench examples
+	$(BIN)/lint-imports
 	cd protos && ../$(BUF) lint
 
 up: install

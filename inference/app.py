@@ -24,9 +24,10 @@ from ray.serve.handle import DeploymentHandle
 
 from civic.listening.v1 import inference_pb2, post_pb2
 from services.common import telemetry
-from services.common.auth import Authenticator, PermissionDenied, Unauthenticated, authorize
+from services.common.auth import Authenticator, authorize
 from services.common.errors import InvalidArgument
 from services.common.settings import Settings, get_settings
+from services.common.status import MAPPED, status_of
 from services.common.tenancy import scope_to_tenant
 
 if TYPE_CHECKING:
@@ -285,12 +286,8 @@ async def guarded(
     """Runs answer; a failure becomes a clean status instead of Ray's error text on the wire."""
     try:
         return await answer()
-    except InvalidArgument as exc:
-        code, details = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-    except Unauthenticated as exc:
-        code, details = grpc.StatusCode.UNAUTHENTICATED, str(exc)
-    except PermissionDenied as exc:
-        code, details = grpc.StatusCode.PERMISSION_DENIED, str(exc)
+    except MAPPED as exc:
+        code, details = status_of(exc), str(exc)
     except BackPressureError:
         code, details = grpc.StatusCode.RESOURCE_EXHAUSTED, "inference is at capacity; retry later"
     except (ActorDiedError, ActorUnavailableError, DeploymentUnavailableError):

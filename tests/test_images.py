@@ -60,7 +60,8 @@ def expand(text: str, args: dict[str, str]) -> str:
 
 def pinned(requirement_name: str) -> str:
     pattern = re.compile(rf"^{re.escape(requirement_name)}(\[[^\]]*\])?==(?P<version>[^;\s]+)$")
-    for requirement in PYPROJECT["project"]["dependencies"]:
+    extras = PYPROJECT["project"]["optional-dependencies"].values()
+    for requirement in [*PYPROJECT["project"]["dependencies"], *(r for extra in extras for r in extra)]:
         match = pattern.match(requirement)
         if match:
             return match.group("version")
@@ -113,20 +114,22 @@ def test_installs_the_package_pins_after_generating_the_protos(
 ) -> None:
     instructions = dockerfiles[image]
     args = build_args(instructions)
-    assert args["TORCH_VERSION"] == pinned("torch")
     assert args["GRPCIO_TOOLS_VERSION"] == pinned("grpcio-tools")
     runs = [expand(i.arguments, args) for i in instructions if i.keyword == "RUN"]
-    torch_step = next(index for index, run in enumerate(runs) if f'"torch=={pinned("torch")}"' in run)
     generate_step = next(index for index, run in enumerate(runs) if "python protos/generate.py" in run)
-    install_step = next(
-        index for index, run in enumerate(runs) if re.search(r"pip (install|wheel)[^&]* \.(\s|$)", run)
-    )
+    package = re.compile(r'pip (install|wheel)[^&]* "?\.(\[[a-z,]+\])?"?(\s|$)')
+    install_step = next(index for index, run in enumerate(runs) if package.search(run))
     assert generate_step <= install_step, "the generated gRPC code must exist before the package is built"
     if image == "services":
-        assert torch_step < install_step, "torch is installed first, so nothing resolves a second build"
+        # Each image installs only its own extras: the services and the gateway never run a model.
+        assert '".[services,gateway]"' in runs[install_step]
+        assert not [run for run in runs if "torch" in run], "the services image installs no torch"
     else:
+        assert args["TORCH_VERSION"] == pinned("torch")
+        torch_step = next(index for index, run in enumerate(runs) if f'"torch=={pinned("torch")}"' in run)
         wheel_install = next(index for index, run in enumerate(runs) if "civic_listening-*.whl" in run)
-        assert torch_step < wheel_install
+        assert "[inference]" in runs[wheel_install]
+        assert torch_step < wheel_install, "torch is installed first, so nothing resolves a second build"
 
 
 def test_service_image_runs_the_modules_the_chart_runs(dockerfiles: dict[str, list[Instruction]]) -> None:
@@ -203,9 +206,11 @@ def test_wheel_holds_every_module_the_images_and_chart_run(built_wheel: zipfile.
 def test_wheel_holds_the_data_files_the_inference_package_reads(built_wheel: zipfile.ZipFile) -> None:
     names = set(built_wheel.namelist())
     listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "inference"],
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "inference", "services/common/relevance"],
         cwd=REPO_ROOT, check=True, capture_output=True, text=True,
     ).stdout.split()
-    data_files = [path for path in listed if Path(path).suffix not in (".py", ".md") and (REPO_ROOT / path).exists()]
+    data_files = [path for path in listed if Path(path).suffix not in (".py", ".md") and (REPO_ROOT / path).exists()
+                  and not path.startswith("inference/training/")]
     missing = [path for path in data_files if path not in names]
     assert not missing, f"data files the image would lack (pyproject package-data): {missing}"
+    assert not [name for name in names if name.startswith("inference/training/")], "training ships in no image"

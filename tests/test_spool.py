@@ -139,3 +139,23 @@ def test_prune_removes_only_posts_forwarded_before_the_cutoff(spool_path: Path) 
     # Once pruned, the same post is no longer an exact duplicate: it is accepted (and indexed idempotently).
     assert spool.append([entry("0"), entry("1")]) == [True, False]
     spool.close()
+
+
+def test_failed_posts_are_listed_latest_first_and_requeued_oldest_first(spool_path: Path) -> None:
+    spool = SqliteSpool(spool_path, max_pending=10)
+    spool.append([entry(post_id) for post_id in ("a", "b", "c")] + [entry("x", tenant="city-b")])
+    a, b, c, x = spool.next_batch(10)
+    spool.mark_forwarded([], {a.seq: "first"})
+    spool.mark_forwarded([], {b.seq: "second", c.seq: "third", x.seq: "other"})
+    total, listed = spool.failed_posts("city-a", limit=2)
+    assert total == 3 and [p.post_id for p in listed] == ["c", "b"]
+    assert (listed[0].tenant, listed[0].channel, listed[0].reason) == ("city-a", "rss", "third")
+    assert spool.failed_posts("city-a", ["a", "zz"])[0] == 1
+    assert spool.requeue("city-a", limit=2) == 2  # the oldest two
+    assert [p.seq for p in spool.next_batch(10)] == [a.seq, b.seq]
+    stats, everyone = spool.stats("city-a"), spool.stats()
+    assert (stats.failed, stats.pending, everyone.failed, everyone.pending) == (1, 2, 2, 2)
+    assert spool.requeue("city-a", ["c"]) == 1 and spool.requeue("city-a", ["c"]) == 0
+    assert spool.failed_posts("city-a") == (0, [])
+    assert [p.seq for p in spool.next_batch(10, after=a.seq)] == [b.seq, c.seq]
+    spool.close()

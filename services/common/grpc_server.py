@@ -21,21 +21,13 @@ from grpc_reflection.v1alpha import reflection
 from services.common import telemetry, tls
 from services.common.auth import read_token
 from services.common.deadlines import ClientDeadlines, ServerDeadlines
-from services.common.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from services.common.security import Security, UndecodableRequests
 from services.common.settings import Settings
+from services.common.status import MAPPED, status_of
 
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_STATUS_OF: list[tuple[type[Exception], grpc.StatusCode]] = [
-    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    (NotFound, grpc.StatusCode.NOT_FOUND),
-    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (Unavailable, grpc.StatusCode.UNAVAILABLE),
-]
-
 
 def rpc_errors(method: F) -> F:
     """Turns domain errors raised by a servicer method into the matching gRPC status."""
@@ -44,9 +36,8 @@ def rpc_errors(method: F) -> F:
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return method(self, request, context)
-        except tuple(exc for exc, _ in _STATUS_OF) as exc:
-            code = next(code for kind, code in _STATUS_OF if isinstance(exc, kind))
-            context.abort(code, str(exc))
+        except MAPPED as exc:
+            context.abort(status_of(exc), str(exc))
 
     return wrapper  # type: ignore[return-value]
 
@@ -159,17 +150,24 @@ class _BearerToken(
         return continuation(self._details(details), requests)
 
 
-def channel(target: str, settings: Settings) -> grpc.Channel:
-    """A client channel with the same message limits as the servers, TLS (and a client certificate)
-    when configured, the bearer token of settings on every call, at most the deadline left to the call
-    being served (services/common/deadlines.py), traced when tracing is on."""
+def client_options(settings: Settings, target: str) -> list[tuple[str, int | str]]:
+    """The options of every client channel, sync or asyncio: the servers' message limits and, with
+    TLS, the server name certificates are checked against."""
     options: list[tuple[str, int | str]] = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
+    if tls.client_tls(settings, target) and settings.tls_server_name:
+        options.append(("grpc.ssl_target_name_override", settings.tls_server_name))
+    return options
+
+
+def channel(target: str, settings: Settings) -> grpc.Channel:
+    """A client channel with the same message limits as the servers, TLS (and a client certificate)
+    when configured, the bearer token of settings on every call, at most the deadline left to the call
+    being served (services/common/deadlines.py), traced when tracing is on."""
+    options = client_options(settings, target)
     if tls.client_tls(settings, target):
-        if settings.tls_server_name:
-            options.append(("grpc.ssl_target_name_override", settings.tls_server_name))
         chan = grpc.secure_channel(target, tls.channel_credentials(settings), options=options)
     else:
         chan = grpc.insecure_channel(target, options=options)

@@ -33,6 +33,7 @@ from services.common.auth import (
 )
 from services.common.ratelimit import RateLimiter
 from services.common.settings import Settings
+from services.common.status import status_of
 from services.common.tenancy import scope_to_tenant, tenants_of
 
 log = logging.getLogger(__name__)
@@ -87,10 +88,10 @@ class Security:
                 self.scope(principal, request)
         except Unauthenticated as exc:
             self.record(method, principal, request, "UNAUTHENTICATED", context, 0.0)
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            context.abort(status_of(exc), str(exc))
         except PermissionDenied as exc:
             self.record(method, principal, request, "PERMISSION_DENIED", context, 0.0)
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+            context.abort(status_of(exc), str(exc))
         assert principal is not None  # abort raised otherwise
         if self.limiter is not None and not principal.any_tenant:
             wait_s = self.limiter.take(principal.tenant)
@@ -223,5 +224,5 @@ def _scoped_stream(
         try:
             Security.scope(principal, request)
         except PermissionDenied as exc:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+            context.abort(status_of(exc), str(exc))
         yield request

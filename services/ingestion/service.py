@@ -11,8 +11,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
 from civic.listening.v1 import ingestion_pb2, post_pb2
 from services.common import telemetry
 from services.common.errors import InvalidArgument
@@ -30,19 +28,13 @@ REJECTED = ingestion_pb2.POST_OUTCOME_REJECTED
 DUPLICATE = ingestion_pb2.POST_OUTCOME_DUPLICATE
 
 
-def current_traceparent() -> str:
-    """The W3C traceparent of the active span, so a forwarded post can be traced back to its ingest."""
-    carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier)
-    return carrier.get("traceparent", "")
-
-
 def author_key(post: post_pb2.Post) -> str:
     return post.author.id or post.author.name
 
 
 class Ingestion:
-    """Accepts batches of posts into a spool; `last_error` reports the forwarder's state."""
+    """Accepts batches of posts into a spool; `last_error` and `stalled_since` report the forwarder's
+    state."""
 
     def __init__(
         self,
@@ -50,10 +42,12 @@ class Ingestion:
         spool: Spool,
         last_error: Callable[[], str] = lambda: "",
         near_duplicates: NearDuplicateIndex | None = None,
+        stalled_since: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.spool = spool
         self.last_error = last_error
+        self.stalled_since = stalled_since
         self.near_duplicates = near_duplicates or NearDuplicateIndex()
         self.near_duplicates.add_all(
             Seen(r.tenant, r.author, r.signature)
@@ -72,7 +66,7 @@ class Ingestion:
         with tracer(__name__).start_as_current_span("ingest_posts") as span:
             telemetry.describe_batch(span, posts)
             results, candidates = self._validate(posts)
-            self._spool(posts, candidates, results, current_traceparent())
+            self._spool(posts, candidates, results, telemetry.traceparent())
         response = ingestion_pb2.IngestPostsResponse(results=results)
         response.accepted = sum(r.outcome == ACCEPTED for r in results)
         response.rejected = sum(r.outcome == REJECTED for r in results)
@@ -108,7 +102,7 @@ class Ingestion:
     ) -> None:
         # A rejected post counts for its tenant when that names one at all (it may be what was wrong).
         rejected = Counter(
-            post.tenant if TENANT_PATTERN.match(post.tenant) else ""
+            post.tenant if TENANT_PATTERN.fullmatch(post.tenant) else ""
             for post, result in zip(posts, results, strict=True) if result.outcome == REJECTED
         )
         remembered = [
@@ -145,7 +139,7 @@ class Ingestion:
         if tenant:
             require_tenant(tenant)
         counts = self.spool.stats(tenant)
-        return ingestion_pb2.GetIngestionStatsResponse(
+        response = ingestion_pb2.GetIngestionStatsResponse(
             accepted=counts.accepted,
             forwarded=counts.forwarded,
             failed=counts.failed,
@@ -155,3 +149,7 @@ class Ingestion:
             last_error="" if tenant else self.last_error(),
             tenant=tenant,
         )
+        stalled_since = self.stalled_since()
+        if stalled_since is not None:
+            response.stalled_since.FromNanoseconds(int(stalled_since * 1e9))
+        return response

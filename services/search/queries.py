@@ -10,13 +10,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from civic.listening.v1 import search_pb2
 from services.common.boolean_query import MatchAll, parse
 from services.common.errors import InvalidArgument
+from services.common.post_validation import EARLIEST_FILTER, LATEST_TIME, check_time
 from services.search.documents import EMOTION_NAMES, SENTIMENT_NAMES
 from services.search.mapping import TEXT_FIELDS
 from services.search.query_language import to_elasticsearch
@@ -25,6 +27,10 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 DEFAULT_BUCKETS = 10
 MAX_BUCKETS = 100
+# Values of each list of SearchFilters, and characters of each value (far above any name in use).
+MAX_FILTER_VALUES = 100
+MAX_FILTER_VALUE_CHARS = 256
+T = TypeVar("T")
 
 AGGREGATE_FIELDS = {
     search_pb2.AGGREGATE_DIMENSION_SENTIMENT: "sentiment",
@@ -43,27 +49,35 @@ def text_query(query: str) -> dict[str, Any] | None:
 
 
 def _time(value: Timestamp, field: str) -> str:
-    try:
-        return value.ToJsonString()
-    except ValueError as exc:  # seconds or nanos outside the Timestamp range
-        raise InvalidArgument(field, f"is not a valid time: {exc}") from None
+    check_time(value, field, EARLIEST_FILTER, LATEST_TIME)
+    return value.ToJsonString()
+
+
+def _values(values: Sequence[T], field: str) -> list[T]:
+    """A filter's list, bounded: Elasticsearch would refuse a huge one as a whole query, naming no field."""
+    if len(values) > MAX_FILTER_VALUES:
+        raise InvalidArgument(field, f"at most {MAX_FILTER_VALUES} values, got {len(values):,}")
+    for position, value in enumerate(values):
+        if isinstance(value, str) and len(value) > MAX_FILTER_VALUE_CHARS:
+            raise InvalidArgument(f"{field}[{position}]", f"must be at most {MAX_FILTER_VALUE_CHARS} characters")
+    return list(values)
 
 
 def filter_clauses(tenant: str, filters: search_pb2.SearchFilters) -> list[dict[str, Any]]:
     clauses: list[dict[str, Any]] = [{"term": {"tenant": tenant}}]
     if filters.channels:
-        clauses.append({"terms": {"channel": list(filters.channels)}})
+        clauses.append({"terms": {"channel": _values(filters.channels, "filters.channels")}})
     if filters.languages:
-        clauses.append({"terms": {"language": list(filters.languages)}})
+        clauses.append({"terms": {"language": _values(filters.languages, "filters.languages")}})
     if filters.sentiments:
-        unknown = [label for label in filters.sentiments if label not in SENTIMENT_NAMES]
+        unknown = [label for label in _values(filters.sentiments, "filters.sentiments") if label not in SENTIMENT_NAMES]
         if unknown:
             raise InvalidArgument("filters.sentiments", "must be NEGATIVE, NEUTRAL or POSITIVE, not UNSPECIFIED")
         clauses.append({"terms": {"sentiment": [SENTIMENT_NAMES[label] for label in filters.sentiments]}})
     if filters.topics:
-        clauses.append({"terms": {"topics": list(filters.topics)}})
+        clauses.append({"terms": {"topics": _values(filters.topics, "filters.topics")}})
     if filters.emotions:
-        if any(emotion not in EMOTION_NAMES for emotion in filters.emotions):
+        if any(emotion not in EMOTION_NAMES for emotion in _values(filters.emotions, "filters.emotions")):
             raise InvalidArgument("filters.emotions", "must be ANGER, JOY, OPTIMISM or SADNESS, not UNSPECIFIED")
         clauses.append({"terms": {"emotion": [EMOTION_NAMES[emotion] for emotion in filters.emotions]}})
     if filters.offensive_only:
