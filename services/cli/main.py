@@ -263,7 +263,7 @@ def detect_anomalies(
 ) -> None:
     """Score a volume series: one JSON line per row with timestamp, score in [0,1] and alert."""
     if direction not in DIRECTIONS:
-        raise fail(f"--direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+        raise ValueError(f"--direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     for row in detect_csv(csv, sensitivity=sensitivity, direction=cast(Direction, direction)):
         sys.stdout.write(json.dumps(row) + "\n")
 
