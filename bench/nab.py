@@ -1,11 +1,16 @@
-"""NAB benchmark for the volume anomaly detector on the realTweets development series.
+"""NAB benchmark of the volume anomaly detector on the 53 labelled NAB development series.
 
 The scorer follows NAB's published method (v1.1 sweeper): rows in the probationary period are ignored,
 each labelled window is worth its first detection weighted by a scaled sigmoid of its relative position,
 false positives are weighted by their distance past the preceding window, and the summed raw score is
 normalised so the null detector scores 0 and the perfect detector 100.
 
-Run: .venv/bin/python bench/nab.py [--data DIR]
+The report prints, per NAB category and over the 53 series, the shipped detector's score (anomalies in
+either direction, as NAB labels them), the published scores of NAB's leaderboard detectors on the same
+files (bench/nab_published.py), a trailing-median baseline, and the tweet-volume series on their own.
+The settings themselves are chosen by bench/nab_sweep.py.
+
+Run: .venv/bin/python -m bench.nab [--tweets DIR] [--more DIR]
 """
 
 from __future__ import annotations
@@ -18,18 +23,22 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from statistics import median
-from typing import Any
 
 import numpy as np
 
-from services.alerting.anomaly import DEFAULT_SENSITIVITY, MIN_SPREAD, VolumeAnomalyDetector
+from services.alerting.anomaly import DEFAULT_SENSITIVITY, DEFAULT_SETTINGS, Direction, VolumeAnomalyDetector
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "anomaly" / "nab"
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "anomaly"
+TWEETS_DIR = DATASETS / "nab"
+MORE_DIR = DATASETS / "nab-more"
+TWEETS = "realTweets"
+CATEGORIES = (
+    "artificialNoAnomaly", "artificialWithAnomaly", "realAWSCloudwatch", "realAdExchange", "realKnownCause",
+    "realTraffic", TWEETS,
+)
 PROBATION_PERCENT = 0.15
-SECONDS_PER_ROW = 300
 MAD_TO_SIGMA = 1.4826  # makes the MAD a consistent estimate of a normal standard deviation
 
 
@@ -45,10 +54,19 @@ STANDARD_PROFILE = Profile(tp_weight=1.0, fp_weight=0.11, fn_weight=1.0)
 
 @dataclass(frozen=True)
 class Series:
-    name: str
+    key: str  # "<category>/<file>.csv", as NAB names it
     timestamps: list[str]
+    seconds: np.ndarray  # the timestamps as seconds since the epoch (naive ones read as UTC)
     values: np.ndarray
     windows: list[tuple[int, int]]  # inclusive row-index ranges
+
+    @property
+    def category(self) -> str:
+        return self.key.split("/")[0]
+
+    @property
+    def name(self) -> str:
+        return Path(self.key).stem.removeprefix("Twitter_volume_")
 
 
 @dataclass(frozen=True)
@@ -133,150 +151,190 @@ def normalised_score(results: Sequence[FileResult]) -> float:
     return 100.0 * (raw - null) / (perfect - null)
 
 
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def load_series(data_dir: Path) -> list[Series]:
+    """Every series named in `data_dir`/windows.json, found under its category folder or directly in `data_dir`."""
     labels = json.loads((data_dir / "windows.json").read_text())
     series = []
     for key in sorted(labels):
-        path = data_dir / Path(key).name
+        path = data_dir / key if (data_dir / key).exists() else data_dir / Path(key).name
         with path.open(newline="") as handle:
             rows = list(csv.DictReader(handle))
         timestamps = [row["timestamp"] for row in rows]
-        moments = [datetime.fromisoformat(t) for t in timestamps]
+        seconds = np.array([_moment(t).timestamp() for t in timestamps])
         windows = []
         for start, end in labels[key]:
-            first = next(i for i, m in enumerate(moments) if m >= datetime.fromisoformat(start))
-            last = max(i for i, m in enumerate(moments) if m <= datetime.fromisoformat(end))
+            first = int(np.searchsorted(seconds, _moment(start).timestamp(), side="left"))
+            last = int(np.searchsorted(seconds, _moment(end).timestamp(), side="right")) - 1
             windows.append((first, last))
         values = np.array([float(row["value"]) for row in rows])
-        series.append(Series(Path(key).stem.removeprefix("Twitter_volume_"), timestamps, values, windows))
+        series.append(Series(key, timestamps, seconds, values, windows))
     return series
 
 
-def baseline_alerts(values: np.ndarray) -> np.ndarray:
-    """The reference baseline: robust z of log volume vs the trailing day's median/MAD, > 4, one-day cooldown."""
-    day = 24 * 3600 // SECONDS_PER_ROW
-    history: deque[float] = deque(maxlen=day)
-    alerts = np.zeros(len(values), dtype=bool)
-    last_alert = -day
-    for i, value in enumerate(np.log1p(values)):
-        if len(history) == day and i - last_alert >= day:
-            centre = median(history)
-            spread = MAD_TO_SIGMA * median(abs(h - centre) for h in history) or 1e-9
-            if (value - centre) / spread > 4:
+def load_corpus(tweets_dir: Path = TWEETS_DIR, more_dir: Path = MORE_DIR) -> list[Series]:
+    """The 53 development series: the five tweet-volume ones and NAB's other 48 labelled ones."""
+    return sorted([*load_series(tweets_dir), *load_series(more_dir)], key=lambda s: s.key)
+
+
+def detector_alerts(series: Series, direction: Direction = "both", **kwargs: object) -> np.ndarray:
+    """The shipped detector (or one built with `kwargs`) run online over the series."""
+    detector = VolumeAnomalyDetector(direction=direction, **kwargs)  # type: ignore[arg-type]
+    return np.array(
+        [detector.update(v, t).alert for v, t in zip(series.values.tolist(), series.seconds.tolist(), strict=True)]
+    )
+
+
+def baseline_alerts(series: Series, direction: Direction = "both") -> np.ndarray:
+    """The reference baseline: robust z of log volume vs the trailing day's median/MAD beyond 4, one-day cooldown."""
+    day = 24 * 3600
+    history: deque[tuple[float, float]] = deque()
+    alerts = np.zeros(len(series.values), dtype=bool)
+    last_alert = -math.inf
+    signs = {"rise": (1.0,), "fall": (-1.0,), "both": (1.0, -1.0)}[direction]
+    for i, (moment, value) in enumerate(zip(series.seconds.tolist(), series.values.tolist(), strict=True)):
+        y = math.copysign(math.log1p(abs(value)), value)
+        while history and history[0][0] <= moment - day:
+            history.popleft()
+        if history and moment - series.seconds[0] >= day and moment - last_alert >= day:
+            past = [h for _, h in history]
+            centre = median(past)
+            spread = MAD_TO_SIGMA * median(abs(h - centre) for h in past) or 1e-9
+            if any(sign * (y - centre) / spread > 4 for sign in signs):
                 alerts[i] = True
-                last_alert = i
-        history.append(float(value))
+                last_alert = moment
+        history.append((moment, y))
     return alerts
-
-
-def detector_alerts(series: Series, sensitivity: float, **settings: Any) -> np.ndarray:
-    detector = VolumeAnomalyDetector(sensitivity, **settings)
-    moments = (datetime.fromisoformat(t).replace(tzinfo=UTC).timestamp() for t in series.timestamps)
-    return np.array([detector.update(float(v), m).alert for v, m in zip(series.values, moments, strict=True)])
 
 
 def evaluate(series: Sequence[Series], alerts_of: Callable[[Series], np.ndarray]) -> list[FileResult]:
     return [score_file(len(s.values), s.windows, alerts_of(s)) for s in series]
 
 
-def summary(results: Sequence[FileResult]) -> tuple[float, float, float]:
+@dataclass(frozen=True)
+class Summary:
+    nab: float  # NAN where no window is scored (artificialNoAnomaly): NAB's normalisation is undefined there
+    raw: float
+    found: int
+    windows: int
+    false_alerts: int
+    false_per_1k: float
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.windows if self.windows else math.nan
+
+
+def summary(results: Sequence[FileResult]) -> Summary:
     """NAB standard score, windowed recall and false alerts per 1,000 scored points outside windows."""
     windows = sum(r.windows for r in results)
     outside = sum(r.scored_points_outside for r in results)
-    recall = sum(r.windows_detected for r in results) / windows
-    return normalised_score(results), recall, 1000.0 * sum(r.false_alerts for r in results) / outside
+    false_alerts = sum(r.false_alerts for r in results)
+    return Summary(
+        nab=normalised_score(results) if windows else math.nan,
+        raw=sum(r.raw_score for r in results),
+        found=sum(r.windows_detected for r in results),
+        windows=windows,
+        false_alerts=false_alerts,
+        false_per_1k=1000.0 * false_alerts / outside,
+    )
 
 
-def print_table(title: str, names: Sequence[str], results: Sequence[FileResult]) -> None:
+def groups(series: Sequence[Series]) -> list[tuple[str, list[int]]]:
+    """Row groups of the report: each category, the 48 non-tweet series, and all 53."""
+    by_category = [(c, [i for i, s in enumerate(series) if s.category == c]) for c in CATEGORIES]
+    others = [i for i, s in enumerate(series) if s.category != TWEETS]
+    everything = ("all 53", list(range(len(series))))
+    return [*[(c, ix) for c, ix in by_category if ix], ("48 non-tweet series", others), everything]
+
+
+def category_table(
+    title: str, series: Sequence[Series], results: Sequence[FileResult], found_bound: bool = False
+) -> None:
+    """One row per category and the totals: NAB, windowed recall, false alerts (count and per 1,000)."""
+    print(f"\n{title}")
+    header = f"{'category':<24}{'files':>6}{'NAB':>7}{'recall':>9}{'found':>8}{'false':>7}{'FA/1k':>7}"
+    print(header)
+    print("-" * len(header))
+    mark = "<=" if found_bound else ""
+    for name, indices in groups(series):
+        s = summary([results[i] for i in indices])
+        nab = f"{s.nab:7.1f}" if s.windows else f"{'raw ' + format(s.raw, '.2f'):>7}"
+        recall = f"{mark}{s.recall:.2f}" if s.windows else "-"
+        print(f"{name:<24}{len(indices):>6}{nab}{recall:>9}{f'{s.found}/{s.windows}':>8}"
+              f"{s.false_alerts:>7}{s.false_per_1k:>7.2f}")
+
+
+def series_table(title: str, series: Sequence[Series], results: Sequence[FileResult]) -> None:
     print(f"\n{title}")
     columns = f"{'series':<8}{'NAB':>7}{'recall':>8}{'found':>7}{'false':>7}{'FA/1k':>7}"
     header = f"{columns}  first alert (share of window elapsed)"
     print(header)
     print("-" * len(header))
-    for name, r in zip([*names, "overall"], [*[[r] for r in results], list(results)], strict=True):
-        nab, recall, false_rate = summary(r)
-        positions = [p for f in r for p in f.first_alert_positions]
-        found = f"{sum(f.windows_detected for f in r)}/{sum(f.windows for f in r)}"
-        shown = " ".join(f"{p:.2f}" for p in positions) if name != "overall" else f"mean {np.mean(positions):.2f}"
-        false_alerts = sum(f.false_alerts for f in r)
-        print(f"{name:<8}{nab:>7.1f}{recall:>8.2f}{found:>7}{false_alerts:>7}{false_rate:>7.2f}  {shown}")
+    for s, r in zip(series, results, strict=True):
+        line = summary([r])
+        shown = " ".join(f"{p:.2f}" for p in r.first_alert_positions)
+        print(f"{s.name:<8}{line.nab:>7.1f}{line.recall:>8.2f}{f'{line.found}/{line.windows}':>7}"
+              f"{line.false_alerts:>7}{line.false_per_1k:>7.2f}  {shown}")
+    total = summary(results)
+    print(f"{'overall':<8}{total.nab:>7.1f}{total.recall:>8.2f}{f'{total.found}/{total.windows}':>7}"
+          f"{total.false_alerts:>7}{total.false_per_1k:>7.2f}")
+
+
+def leaderboard_table(series: Sequence[Series], ours: Sequence[FileResult], board: dict[str, list[FileResult]]) -> None:
+    """NAB score per category of each published detector on these files, beside the shipped detector."""
+    names = [name for name, _ in groups(series) if name != "artificialNoAnomaly"]
+    short = [n.removeprefix("real").removeprefix("artificial")[:10] for n in names]
+    print("\nNAB standard score on the same files: the published per-file results of NAB's detectors")
+    header = f"{'detector':<20}" + "".join(f"{n:>11}" for n in short) + f"{'recall':>9}{'FA/1k':>7}"
+    print(header)
+    print("-" * len(header))
+    rows = [("this detector", list(ours)), *board.items()]
+    for detector, results in sorted(rows, key=lambda row: -summary(row[1]).nab):
+        cells = "".join(f"{summary([results[i] for i in ix]).nab:>11.1f}" for n, ix in groups(series) if n in names)
+        total = summary(results)
+        recall = f"{'' if detector == 'this detector' else '<='}{total.recall:.2f}"
+        print(f"{detector:<20}{cells}{recall:>9}{total.false_per_1k:>7.2f}")
+
+
+def rows_of(series: Iterable[Series], category: str) -> list[Series]:
+    return [s for s in series if s.category == category]
 
 
 def main() -> None:
+    from bench.nab_published import published_results
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--tweets", type=Path, default=TWEETS_DIR)
+    parser.add_argument("--more", type=Path, default=MORE_DIR)
     args = parser.parse_args()
-    series = load_series(args.data)
-    names = [s.name for s in series]
+    series = load_corpus(args.tweets, args.more)
     print(
         f"NAB standard profile (tp {STANDARD_PROFILE.tp_weight}, fp {STANDARD_PROFILE.fp_weight}, "
-        f"fn {STANDARD_PROFILE.fn_weight}); probation {PROBATION_PERCENT:.0%} of rows, at most 750"
+        f"fn {STANDARD_PROFILE.fn_weight}); probation {PROBATION_PERCENT:.0%} of rows, at most 750; "
+        f"{len(series)} series"
     )
-    print_table(
-        "baseline: robust z of log volume vs trailing-day median/MAD > 4, one-day cooldown",
-        names,
-        evaluate(series, baseline_alerts_of),
+    print(f"shipped settings: {DEFAULT_SETTINGS}; default sensitivity {DEFAULT_SENSITIVITY}")
+    ours = evaluate(series, detector_alerts)
+    category_table("this detector, anomalies in either direction (NAB's task)", series, ours)
+    category_table(
+        "baseline: robust z of log volume vs trailing-day median/MAD beyond 4 either way, one-day cooldown",
+        series, evaluate(series, baseline_alerts),
     )
-    print_table(
-        f"volume detector, default sensitivity {DEFAULT_SENSITIVITY}",
-        names,
-        evaluate(series, partial(detector_alerts, sensitivity=DEFAULT_SENSITIVITY)),
+    board = published_results(series)
+    leaderboard_table(series, ours, board)
+    print("(their windowed recall is an upper bound: NAB's per-file counts are of alert rows, not windows)")
+    tweets = rows_of(series, TWEETS)
+    series_table("tweet volume, either direction", tweets, evaluate(tweets, detector_alerts))
+    series_table(
+        "tweet volume, rises only (what a volume_spike rule reports)", tweets,
+        evaluate(tweets, lambda s: detector_alerts(s, "rise")),
     )
 
-    sweep = {q: evaluate(series, partial(detector_alerts, sensitivity=q)) for q in SENSITIVITY_GRID}
-    print("\nsensitivity sweep (all five series)")
-    print(f"{'sens.':<8}{'NAB':>7}{'recall':>8}{'FA/1k':>7}")
-    for q, results in sweep.items():
-        nab, recall, false_rate = summary(results)
-        print(f"{q:<8.2f}{nab:>7.1f}{recall:>8.2f}{false_rate:>7.2f}")
-
-    chosen_on_all = choose_sensitivity(sweep, range(len(series)))
-    print(f"rule applied to all five series picks {chosen_on_all:.2f} (the default is {DEFAULT_SENSITIVITY})")
-
-    print("\nleave one series out: sensitivity picked by the same rule on the other four, scored on the fifth")
-    held_out = []
-    for k, name in enumerate(names):
-        chosen = choose_sensitivity(sweep, [j for j in range(len(series)) if j != k])
-        held_out.append(sweep[chosen][k])
-        print(f"  {name:<6} picked {chosen:.2f}")
-    print_table("held-out results", names, held_out)
-
-    print(f"\nrobustness: each structural setting halved and doubled, sensitivity {DEFAULT_SENSITIVITY}")
-    print(f"{'setting':<34}{'NAB':>7}{'recall':>8}{'FA/1k':>7}")
-    for setting, default in STRUCTURAL_DEFAULTS.items():
-        for factor in (0.5, 2.0):
-            varied = {setting: default * factor}
-            results = [
-                score_file(len(s.values), s.windows, detector_alerts(s, DEFAULT_SENSITIVITY, **varied)) for s in series
-            ]
-            nab, recall, false_rate = summary(results)
-            print(f"{f'{setting} = {default * factor:g}':<34}{nab:>7.1f}{recall:>8.2f}{false_rate:>7.2f}")
-
-
-def choose_sensitivity(sweep: dict[float, list[FileResult]], series_indices: Iterable[int]) -> float:
-    """Best NAB score averaged with the two neighbouring settings: a plateau, not a lucky spike.
-
-    With a dozen labelled windows one window is worth several points, so the plain maximum tends to sit
-    on the edge of a cliff; the neighbourhood average prefers a setting whose neighbours also do well.
-    """
-    indices = list(series_indices)
-    grid = sorted(sweep)
-    nab = [summary([sweep[q][i] for i in indices])[0] for q in grid]
-    smoothed = [np.mean(nab[max(k - 1, 0) : k + 2]) for k in range(len(grid))]
-    return grid[int(np.argmax(smoothed))]
-
-
-def baseline_alerts_of(series: Series) -> np.ndarray:
-    return baseline_alerts(series.values)
-
-
-STRUCTURAL_DEFAULTS = {
-    "level_halflife_s": 2 * 86_400.0,
-    "profile_halflife_days": 3.0,
-    "smoothing_halflife_s": 300.0,
-    "min_spread": MIN_SPREAD,
-}
-SENSITIVITY_GRID = tuple(round(0.48 + 0.02 * k, 2) for k in range(11))  # alert at z from 5.2 down to 3.2
 
 if __name__ == "__main__":
     main()

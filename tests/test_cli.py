@@ -45,6 +45,30 @@ def test_detect_anomalies_writes_one_json_line_per_row_and_flags_the_spike(tmp_p
     assert alerts and all(2 * 288 + 150 <= i < 2 * 288 + 156 for i in alerts)
 
 
+def test_detect_anomalies_direction_chooses_rises_falls_or_both(tmp_path: Path) -> None:
+    series = tmp_path / "volume.csv"
+    seasonal_series(series, spike_at=2 * 288 + 150)
+    lines = series.read_text().splitlines()
+    silent = range(1 + 288 + 100, 1 + 288 + 136)  # three hours without posts on the second morning
+    series.write_text("\n".join(f"{line.split(',')[0]},0" if i in silent else line for i, line in enumerate(lines)))
+
+    def alert_rows(*args: str) -> list[int]:
+        result = civic("detect-anomalies", "--csv", str(series), *args)
+        assert result.returncode == 0, result.stderr
+        return [i for i, line in enumerate(result.stdout.splitlines()) if json.loads(line)["alert"]]
+
+    in_spike = range(2 * 288 + 150, 2 * 288 + 156)
+    in_silence = range(288 + 100, 288 + 136)
+    rises, falls, both = alert_rows(), alert_rows("--direction", "fall"), alert_rows("--direction", "both")
+    assert any(i in in_spike for i in rises) and not any(i in in_silence for i in rises)
+    assert any(i in in_silence for i in falls) and not any(i in in_spike for i in falls)
+    assert any(i in in_spike for i in both) and any(i in in_silence for i in both)
+    result = civic("detect-anomalies", "--csv", str(series), "--direction", "up")
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+        "civic: --direction must be one of rise, fall, both, got 'up'"
+    ]
+
+
 def test_detect_anomalies_reads_a_nab_file() -> None:
     result = civic("detect-anomalies", "--csv", str(NAB / "Twitter_volume_KO.csv"))
     assert result.returncode == 0, result.stderr

@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import grpc
 import typer
@@ -23,7 +23,7 @@ from civic.listening.v1 import (
     search_pb2_grpc,
     topics_pb2_grpc,
 )
-from services.alerting.anomaly import detect_csv
+from services.alerting.anomaly import DIRECTIONS, Direction, detect_csv
 from services.cli import alerts as alerts_cli
 from services.cli import demo_topics, render, trace, trends
 from services.cli import failed as failed_cli
@@ -256,9 +256,15 @@ def detect_anomalies(
     sensitivity: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="0-1, higher alerts more; default: the product's.")
     ] = None,
+    direction: Annotated[
+        str, typer.Option(help="What is anomalous: rise (spikes, as volume_spike rules), fall (as volume_drop) "
+                               "or both (as NAB labels anomalies).")
+    ] = "rise",
 ) -> None:
     """Score a volume series: one JSON line per row with timestamp, score in [0,1] and alert."""
-    for row in detect_csv(csv, sensitivity=sensitivity):
+    if direction not in DIRECTIONS:
+        raise ValueError(f"--direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    for row in detect_csv(csv, sensitivity=sensitivity, direction=cast(Direction, direction)):
         sys.stdout.write(json.dumps(row) + "\n")
 
 
