@@ -18,6 +18,12 @@ from services.common.language import detect_language
 from services.common.settings import Settings
 from services.common.validation import require_channel, require_tenant
 from services.ingestion.pii import redact
+from services.ingestion.post_fields import (
+    MAX_ALT_TEXT_CHARS,
+    MAX_CONTENT_WARNING_CHARS,
+    check_fields,
+    normalize_fields,
+)
 
 MAX_ID_CHARS = 256
 # Clocks of connectors and channels drift, and time zones get mangled; a day is generous but still
@@ -67,11 +73,22 @@ def validate_post(post: post_pb2.Post, field: str, settings: Settings, now: date
     for name, value in counts.items():
         if value < 0:
             raise InvalidArgument(f"{field}.{name}", "must not be negative")
+    check_fields(post, field)
 
 
 def _require_range(value: float, low: float, high: float, field: str) -> None:
     if not math.isfinite(value) or not low <= value <= high:
         raise InvalidArgument(field, f"must be between {low:g} and {high:g}")
+
+
+def _redact_beside_text(post: post_pb2.Post) -> int:
+    """What people read beside the text (the content warning, alt texts) is redacted like it."""
+    post.content_warning, found = redact(post.content_warning)
+    post.content_warning = post.content_warning[:MAX_CONTENT_WARNING_CHARS]
+    for media in post.media:
+        media.alt_text, more = redact(media.alt_text)
+        media.alt_text, found = media.alt_text[:MAX_ALT_TEXT_CHARS], found + more
+    return found
 
 
 def normalize_post(post: post_pb2.Post, settings: Settings) -> post_pb2.Post:
@@ -87,10 +104,12 @@ def normalize_post(post: post_pb2.Post, settings: Settings) -> post_pb2.Post:
     normalized.redactions = 0
     if settings.redact_pii:
         text, normalized.redactions = redact(text)
+        normalized.redactions += _redact_beside_text(normalized)
     # A placeholder can be longer than what it replaced; the limit holds for the stored text too.
     normalized.display_text = text[: settings.max_text_chars]
     normalized.text = normalize_whitespace(text)[: settings.max_text_chars]
     normalized.near_duplicate = False
+    normalize_fields(normalized)
     if normalized.language:
         normalized.language = re.split(r"[-_]", normalized.language.strip().lower())[0]
         normalized.language_confidence = 1.0
