@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -68,7 +68,7 @@ class Http:
         self.client.close()
 
     def get(
-        self, url: str, params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+        self, url: str, params: Mapping[str, Any] | httpx.QueryParams | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """The response of a GET that is not rate limited; 304 and 4xx are returned for the caller."""

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from html.parser import HTMLParser
 from typing import Any
 
+import httpx
+
 from civic.listening.v1 import post_pb2
 from services.ingestion.connectors.base import (
     ConnectorError,
@@ -128,7 +130,7 @@ class MastodonConnector(HttpConnector):
         gone: list[str] = []
         for start in range(0, len(ids), RECHECK_BATCH):
             chunk = ids[start:start + RECHECK_BATCH]
-            response = http.get(f"{base}/api/v1/statuses", [("id[]", i) for i in chunk])
+            response = http.get(f"{base}/api/v1/statuses", httpx.QueryParams([("id[]", i) for i in chunk]))
             if response.status_code == 404:  # before Mastodon 4.3: one request per status
                 gone += [i for i in chunk if http.get(f"{base}/api/v1/statuses/{i}").status_code in (404, 410)]
                 continue
