@@ -25,7 +25,7 @@ def main() -> None:
     forwarder = Forwarder(settings, spool)
     ingestion = Ingestion(settings, spool, last_error=forwarder.last_error)
     sources = SourceStore(settings.spool_path)
-    scheduler = Scheduler(settings, sources, ingestion.ingest)
+    scheduler = Scheduler(settings, sources, ingestion.ingest, ingestion.delete)
     server = build_server(settings, ingestion, sources=sources).start()
     webhooks = WebhookServer(scheduler, settings.bind_host, settings.webhook_port).start() \
         if settings.webhook_port else None

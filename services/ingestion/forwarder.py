@@ -41,6 +41,8 @@ IDLE_POLL_S = 0.25
 # How often forwarded posts past the retention period are removed from the spool.
 PRUNE_INTERVAL_S = 600.0
 MAX_ENRICH_POSTS = 256
+# Deletions carried out per round (RemovePosts takes up to 5,000 posts of a tenant).
+MAX_REMOVALS = 1000
 
 
 def backoff_delay(attempt: int, rng: random.Random) -> float:
@@ -114,17 +116,20 @@ class Forwarder:
         while not self._stop.is_set():
             self._prune_when_due()
             batch = self.spool.next_batch(self.batch_size)
-            if not batch:
-                self._stop.wait(IDLE_POLL_S)
-                continue
             try:
-                self.forward(batch)
+                if batch:
+                    self.forward(batch)
+                # After the batch: a post deleted while it was on its way is removed once it got there.
+                removed = self.remove_deleted()
             except Stopping:
                 return
             except Exception as exc:  # a bug must not kill the thread and silently stop forwarding
                 log.exception("forwarder failed on a batch; retrying")
                 self._set_error(f"{type(exc).__name__}: {exc}")
                 self._stop.wait(BACKOFF_CAP_S)
+                continue
+            if not batch and not removed:
+                self._stop.wait(IDLE_POLL_S)
 
     def _prune_when_due(self) -> None:
         if not self._retention_s or time.monotonic() < self._next_prune:
@@ -159,6 +164,27 @@ class Forwarder:
         self._set_error("")
         if failed:
             log.warning("downstream refused %d posts: %s", len(failed), sorted(set(failed.values()))[:5])
+
+    def remove_deleted(self) -> int:
+        """Carries out the deletions waiting in the spool (RemovePosts per tenant); returns how many."""
+        deletions = self.spool.next_deletions(MAX_REMOVALS)
+        tenants: dict[str, list[post_pb2.PostRef]] = {}
+        for deletion in deletions:
+            tenants.setdefault(deletion.tenant, []).append(post_pb2.PostRef(channel=deletion.channel,
+                                                                            id=deletion.post_id))
+        for tenant, refs in tenants.items():
+            request = search_pb2.RemovePostsRequest(tenant=tenant, posts=refs)
+            try:
+                reply = self._call("RemovePosts", partial(self._search.RemovePosts, request, timeout=self._timeout))
+            except Refused as exc:  # the tombstone stays; retrying the same request cannot help
+                log.error("tenant %s: %d deletions refused downstream: %s", tenant, len(refs), exc)
+                continue
+            log.info("tenant %s: %d deleted posts removed (%d documents, %d dead letters, %d marks)", tenant,
+                     len(refs), reply.removed, reply.dead_letters_removed, reply.marks_cleared)
+        self.spool.mark_deleted([deletion.seq for deletion in deletions])
+        if deletions:
+            self._set_error("")
+        return len(deletions)
 
     def _forward_one_by_one(self, batch: Sequence[SpooledPost]) -> tuple[list[int], dict[int, str]]:
         """Isolates the posts that made a whole request invalid, so they do not block the queue."""

@@ -10,7 +10,8 @@ instead of losing posts.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from html.parser import HTMLParser
@@ -48,6 +49,17 @@ class Connector(Protocol):
     kind: str
 
     def fetch(self, source: SourceConfig, cursor: Mapping[str, str]) -> Fetch: ...
+
+
+class Subscription(Protocol):
+    """Follows a channel that pushes (a firehose) until `stop` is set: hands what arrived to
+    `checkpoint` (which ingests it and stores `Fetch.cursor`), and raises ConnectorError when the
+    connection is lost, for the caller to reconnect from the last checkpoint."""
+
+    kind: str
+
+    def run(self, source: SourceConfig, cursor: Mapping[str, str], checkpoint: Callable[[Fetch], None],
+            stop: threading.Event) -> None: ...
 
 
 class ConnectorError(Exception):
