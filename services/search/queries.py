@@ -25,6 +25,9 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 DEFAULT_BUCKETS = 10
 MAX_BUCKETS = 100
+MAX_FILTER_VALUES = 100
+MAX_REF_CHARS = 256
+CAP_SEVERITIES = ("extreme", "severe", "moderate", "minor", "unknown")
 
 AGGREGATE_FIELDS = {
     search_pb2.AGGREGATE_DIMENSION_SENTIMENT: "sentiment",
@@ -68,6 +71,7 @@ def filter_clauses(tenant: str, filters: search_pb2.SearchFilters) -> list[dict[
         clauses.append({"terms": {"emotion": [EMOTION_NAMES[emotion] for emotion in filters.emotions]}})
     if filters.offensive_only:
         clauses.append({"term": {"offensive": True}})
+    clauses += channel_filters(filters)
     created: dict[str, str] = {}
     if filters.HasField("created_from"):
         created["gte"] = _time(filters.created_from, "filters.created_from")
@@ -81,6 +85,34 @@ def filter_clauses(tenant: str, filters: search_pb2.SearchFilters) -> list[dict[
         raise InvalidArgument("filters.min_reach", "must not be negative")
     if filters.min_reach:
         clauses.append({"range": {"reach": {"gte": filters.min_reach}}})
+    return clauses
+
+
+def channel_filters(filters: search_pb2.SearchFilters) -> list[dict[str, Any]]:
+    """The filters on what channels say beyond the text: hashtags, sensitive marks, a conversation,
+    CAP severities and Open311 states."""
+    clauses: list[dict[str, Any]] = []
+    for name, values in (("hashtags", filters.hashtags), ("alert_severities", filters.alert_severities),
+                         ("service_statuses", filters.service_statuses)):
+        if len(values) > MAX_FILTER_VALUES:
+            raise InvalidArgument(f"filters.{name}", f"at most {MAX_FILTER_VALUES} values, got {len(values)}")
+    if filters.hashtags:
+        clauses.append({"terms": {"hashtags": [tag.lstrip("#").lower() for tag in filters.hashtags]}})
+    if filters.exclude_sensitive:
+        marked = [{"term": {"sensitive": True}}, {"exists": {"field": "content_warning"}}]
+        clauses.append({"bool": {"must_not": marked}})
+    if len(filters.conversation_id) > MAX_REF_CHARS:
+        raise InvalidArgument("filters.conversation_id", f"must be at most {MAX_REF_CHARS} characters")
+    if filters.conversation_id:
+        clauses.append({"term": {"conversation_id": filters.conversation_id}})
+    if filters.alert_severities:
+        unknown = sorted(set(filters.alert_severities) - set(CAP_SEVERITIES))
+        if unknown:
+            allowed = ", ".join(CAP_SEVERITIES)
+            raise InvalidArgument("filters.alert_severities", f"must be among {allowed}, got {unknown}")
+        clauses.append({"terms": {"official_alert.severity": list(filters.alert_severities)}})
+    if filters.service_statuses:
+        clauses.append({"terms": {"service_request.status": [s.lower() for s in filters.service_statuses]}})
     return clauses
 
 

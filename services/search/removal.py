@@ -2,16 +2,16 @@
 
 The tenant's posts (through the alias, so every backing index after a rollover), its dead letters
 (which hold whole documents) and the text analysts' marks copied (the mark itself, its verdict and
-embedding stay: the topic's classifier was taught with them). Every delete is refreshed at once, so
-the post is gone from the next search, count or dashboard. Idempotent: a post already gone is
-simply not found again.
+embedding stay: the topic's classifier was taught with them). Found by search and removed by bulk
+requests (delete-by-query is a module not every cluster has), each refreshed at once, so the post
+is gone from the next search, count or dashboard. Idempotent: a post already gone is not found.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from elasticsearch import Elasticsearch
+from elasticsearch import Elasticsearch, helpers
 
 from civic.listening.v1 import search_pb2
 from services.common.errors import InvalidArgument
@@ -24,9 +24,6 @@ from services.search.mapping import alias_name
 MAX_POSTS = 5000
 MAX_ID_CHARS = 256
 _MISSING_IS_EMPTY: dict[str, Any] = {"ignore_unavailable": True, "allow_no_indices": True}
-# A fixed script of the service's own; nothing of a request reaches it.
-_DROP_TEXT = {"source": "if (ctx._source.containsKey('text')) { ctx._source.remove('text') } else { ctx.op = 'noop' }",
-              "lang": "painless"}
 
 
 class Removal:
@@ -47,11 +44,29 @@ class Removal:
         doc_ids = sorted({document_id(tenant, ref.channel, ref.id) for ref in request.posts})
         mine = {"bool": {"filter": [{"term": {"tenant": tenant}}, {"terms": {"doc_id": doc_ids}}]}}
         with elasticsearch_errors():
-            posts = self.es.delete_by_query(index=alias_name(self.prefix, tenant), query=mine, refresh=True,
-                                            conflicts="proceed", **_MISSING_IS_EMPTY)
-            letters = self.es.delete_by_query(index=dead_letter_index(self.deadletter_prefix, tenant), query=mine,
-                                              refresh=True, conflicts="proceed", **_MISSING_IS_EMPTY)
-            marks = self.es.update_by_query(index=self.marks_index, query=mine, script=_DROP_TEXT, refresh=True,
-                                            conflicts="proceed", **_MISSING_IS_EMPTY)
-        return search_pb2.RemovePostsResponse(removed=posts["deleted"], dead_letters_removed=letters["deleted"],
-                                              marks_cleared=marks["updated"])
+            removed = self._delete(alias_name(self.prefix, tenant), mine, len(doc_ids))
+            letters = self._delete(dead_letter_index(self.deadletter_prefix, tenant), mine, len(doc_ids))
+            marks = self._drop_text(mine)
+        return search_pb2.RemovePostsResponse(removed=removed, dead_letters_removed=letters, marks_cleared=marks)
+
+    def _delete(self, index: str, query: dict[str, Any], expected: int) -> int:
+        """Deletes what the query finds, in every index behind the name (an alias spans its rollovers)."""
+        # A post sent again after a rollover can sit in two backing indices: room for both.
+        hits = self.es.search(index=index, query=query, size=min(10_000, 2 * expected), source=False,
+                              **_MISSING_IS_EMPTY)["hits"]["hits"]
+        actions = [{"_op_type": "delete", "_index": hit["_index"], "_id": hit["_id"]} for hit in hits]
+        if not actions:
+            return 0
+        deleted, _ = helpers.bulk(self.es, actions, refresh=True, raise_on_error=False)
+        return int(deleted)
+
+    def _drop_text(self, query: dict[str, Any]) -> int:
+        """Rewrites the marks of these posts without their text (the only copy of it in marks)."""
+        hits = self.es.search(index=self.marks_index, query=query, size=10_000, **_MISSING_IS_EMPTY)["hits"]["hits"]
+        actions = [{"_op_type": "index", "_index": hit["_index"], "_id": hit["_id"],
+                    "_source": {k: v for k, v in hit["_source"].items() if k != "text"}}
+                   for hit in hits if "text" in hit["_source"]]
+        if not actions:
+            return 0
+        cleared, _ = helpers.bulk(self.es, actions, refresh=True, raise_on_error=False)
+        return int(cleared)
