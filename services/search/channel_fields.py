@@ -56,15 +56,19 @@ def to_fields(post: post_pb2.Post) -> dict[str, Any]:
 
 
 def read_fields(source: dict[str, Any], post: post_pb2.Post) -> None:
-    """to_fields, backwards: fills these fields of `post` from a stored document."""
+    """to_fields, backwards: fills these fields of `post` from a stored document (every hit of every
+    search goes through here, so only the fields the document has are touched)."""
     for name in _REFS:
-        setattr(post, name, source.get(name, ""))
+        if name in source:
+            setattr(post, name, source[name])
     post.sensitive = bool(source.get("sensitive", False))
-    post.content_warning = source.get("content_warning", "")
-    if source.get("edited_at"):
+    if "content_warning" in source:
+        post.content_warning = source["content_warning"]
+    if "edited_at" in source:
         _read_time(source["edited_at"], post.edited_at)
     for name in _LISTS:
-        getattr(post, name).extend(source.get(name, []))
+        if name in source:
+            getattr(post, name).extend(source[name])
     for media in source.get("media", []):
         post.media.add(type=media.get("type", ""), url=media.get("url", ""), alt_text=media.get("alt_text", ""))
     if "service_request" in source:
