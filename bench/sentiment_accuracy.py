@@ -21,7 +21,8 @@ import numpy as np
 
 from inference.model import LABELS, EnrichmentModel
 from inference.runtime import VARIANTS
-from inference.train_sentiment import DEFAULT_DATA_DIR, LANGUAGES, load_split, macro_f1, macro_recall, read_lines
+from inference.training.data import DEFAULT_DATA_DIR, LANGUAGES, load_split, read_lines
+from inference.training.metrics import macro_f1, macro_recall
 from services.common.settings import Settings
 
 

@@ -23,8 +23,8 @@ import numpy as np
 
 from inference.model import LABELS, EnrichmentModel, EnrichmentResult
 from inference.tone import EMOTIONS
-from inference.train_sentiment import DEFAULT_DATA_DIR, LANGUAGES, load_split, macro_f1, read_lines
-from inference.train_tone import TONE_DATA_DIR
+from inference.training.data import DEFAULT_DATA_DIR, LANGUAGES, TONE_DATA_DIR, load_split, read_lines
+from inference.training.metrics import macro_f1
 from services.common.settings import Settings
 
 NEGATIVE_EMOTIONS, POSITIVE_EMOTIONS = {"anger", "sadness"}, {"joy", "optimism"}

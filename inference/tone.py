@@ -3,7 +3,7 @@
 They are linear layers over features that the one encoder pass per post already computes (the
 sentiment tower's pooled output, the post embedding, the mean of the shared lower layers' output),
 so tone costs two small matrix products per post and no second encoder pass. Which features a head
-file reads is stored in the file itself; inference/train_tone.py chooses them on the validation
+file reads is stored in the file itself; inference/training/tone.py chooses them on the validation
 splits and documents the choice in inference/artifacts/README.md.
 """
 

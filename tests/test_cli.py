@@ -90,7 +90,11 @@ def test_ingestion_figures_name_their_tenant_when_they_are_one_tenants() -> None
 
     mine = shown(ingestion_pb2.GetIngestionStatsResponse(tenant="city-a", accepted=4, forwarded=2, pending=1,
                                                           failed=1))
-    assert mine.startswith("ingestion (city-a): 4 accepted, 2 forwarded, 1 pending, 1 refused downstream")
+    assert mine.startswith("ingestion (city-a): 4 accepted, 2 forwarded, 1 pending, 1 failed downstream")
     everyone = shown(ingestion_pb2.GetIngestionStatsResponse(accepted=9, last_error="Enrich: UNAVAILABLE"))
     assert everyone.startswith("ingestion: 9 accepted")
     assert everyone.rstrip().endswith("last error: Enrich: UNAVAILABLE")
+    stalled = ingestion_pb2.GetIngestionStatsResponse(accepted=9, pending=9, last_error="Enrich: UNAVAILABLE")
+    stalled.stalled_since.FromSeconds(1_763_000_000)
+    assert "; forwarder stalled since 2025-11-13T02:13:20Z; last error: Enrich: UNAVAILABLE" in shown(stalled)
+    assert "stalled" not in everyone

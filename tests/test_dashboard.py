@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,8 @@ from civic.listening.v1 import (
     search_pb2_grpc,
 )
 from services.common.launch import free_port, stop_pid
-from tests.fixtures.stack_dashboard import DashboardStack, start_gateway
+from tests.fixtures.pipeline import make_post
+from tests.fixtures.stack_dashboard import DashboardStack, ingest_and_wait, insert_dead_letter, start_gateway
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -186,6 +188,41 @@ def test_sources_show_each_connector_and_its_state(page: Page, dashboard_stack: 
     expect(row.get_by_role("button", name="Resume metro-newsroom")).to_be_visible(timeout=WAIT_MS)
     expect(page.locator(f"tr[data-source-id='{created.id}']")).to_contain_text("paused")
     shot(page, "sources")
+
+
+def test_sources_show_the_posts_that_failed_downstream(browser: Browser, dashboard_stack: DashboardStack) -> None:
+    tenant = f"dead-{uuid.uuid4().hex[:8]}"
+    context = browser.new_context(locale="en-GB", timezone_id="UTC")
+    tab = context.new_page()
+    tab.goto(f"{dashboard_stack.url}/?tenant={tenant}#/sources")
+    panel = tab.locator("section[aria-label='Posts that failed downstream']")
+    expect(panel).to_contain_text("None: every accepted post", timeout=WAIT_MS)
+    insert_dead_letter(dashboard_stack, tenant, "lost-<b>1</b>", "Enrich: INTERNAL: inference failed (failed 5 times)")
+    tab.reload()
+    row = panel.locator("tbody tr")
+    expect(row).to_have_count(1, timeout=WAIT_MS)
+    expect(row).to_contain_text("lost-<b>1</b>")  # shown as text, never as markup
+    expect(row).to_contain_text("Enrich: INTERNAL: inference failed (failed 5 times)")
+    expect(panel).to_contain_text("1 post was accepted but given up on further down")
+    shot(tab, "sources-failed")
+    context.close()
+
+
+def test_a_posts_own_markup_shows_as_text_in_highlights(browser: Browser, dashboard_stack: DashboardStack) -> None:
+    tenant = f"markup-{uuid.uuid4().hex[:8]}"
+    ingest_and_wait(dashboard_stack, [make_post(tenant, "markup", 'A literal <em>sneaky</em> tag & "quotes"')])
+    context = browser.new_context(locale="en-GB", timezone_id="UTC")
+    tab = context.new_page()
+    tab.goto(f"{dashboard_stack.url}/?tenant={tenant}#/search")
+    tab.fill("input[name=q]", "sneaky")
+    tab.click("form[role=search] button[type=submit]")
+    hit = tab.locator("li.hit")
+    expect(hit).to_have_count(1, timeout=WAIT_MS)
+    expect(hit).to_contain_text('A literal <em>sneaky</em> tag & "quotes"')
+    expect(hit.locator("mark")).to_have_count(1)
+    expect(hit.locator("mark")).to_have_text("sneaky")
+    assert hit.locator("em").count() == 0
+    context.close()
 
 
 def test_the_page_is_keyboard_navigable_and_never_blank(page: Page, dashboard_stack: DashboardStack) -> None:

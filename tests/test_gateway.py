@@ -4,6 +4,7 @@ the services' own answers, one agency per viewer, errors in words, live alert ev
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,9 @@ import httpx
 import pytest
 
 from civic.listening.v1 import alerting_pb2, alerting_pb2_grpc, post_pb2, search_pb2, search_pb2_grpc
-from tests.fixtures.stack_dashboard import DashboardStack
+from services.common.launch import free_port, stop_pid
+from tests.fixtures.pipeline import make_post
+from tests.fixtures.stack_dashboard import DashboardStack, ingest_and_wait, insert_dead_letter, start_gateway
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -214,3 +217,81 @@ def test_live_alert_events_resume_after_the_last_one_seen(
     assert all(e["sequence"] > first["sequence"] for e in events)
     assigned = events[-1]
     assert (assigned["alert"]["id"], assigned["alert"]["assigned_by"]) == (alert_id, "watcher")
+
+
+@pytest.fixture(scope="module")
+def lone_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A gateway whose services are not running: every call it makes fails (UNAVAILABLE)."""
+    dead = {f"CIVIC_{name}_TARGET": f"127.0.0.1:{free_port()}" for name in ("SEARCH", "ALERTING", "INGESTION")}
+    gateway, url = start_gateway({**dead, "CIVIC_RPC_TIMEOUT_S": "5"}, tmp_path_factory.mktemp("lone-gateway"))
+    yield url
+    stop_pid(gateway.pid)
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "status"), [
+    ("GET", "/", {}, 200),
+    ("GET", "/static/js/app.js", {}, 200),
+    ("GET", "/api/config", {}, 200),
+    ("GET", "/static/no-such-file.js", {}, 404),
+    ("GET", "/no-such-page", {}, 404),
+    ("GET", "/api/search?q=x", {}, 401),
+    ("GET", "/api/search?sentiments=angry", {"X-Civic-Tenant": TRANSIT}, 400),
+    ("GET", "/api/alerts/x/acknowledge", {"X-Civic-Tenant": TRANSIT}, 405),
+    ("POST", "/api/silences", {"X-Civic-Tenant": TRANSIT, "Content-Type": "application/json"}, 413),
+    ("GET", "/api/search?q=x", {"X-Civic-Tenant": TRANSIT}, 503),
+])
+def test_every_response_carries_the_security_headers(
+    lone_gateway: str, method: str, path: str, headers: dict[str, str], status: int
+) -> None:
+    body = b"x" * (300 * 1024) if method == "POST" else None
+    reply = httpx.request(method, lone_gateway + path, headers=headers, content=body, timeout=60)
+    assert reply.status_code == status, reply.text
+    policy = reply.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    assert reply.headers["X-Frame-Options"] == "DENY"
+    assert reply.headers["Referrer-Policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize(("query", "words"), [
+    ("to=9999-12-31", "to: must be on or after 1970-01-01 and before 9999-01-01"),
+    ("from=0001-01-01&to=0001-01-03", "from: must be on or after 1970-01-01 and before 9999-01-01"),
+    ("from=1970-01-02&to=1970-01-05", "from: the period and the one before it must lie between 1970-01-01"),
+    ("from=9998-12-31T20:00:00Z&to=9998-12-31T23:30:00Z",
+     "from: the period and the one before it must lie between 1970-01-01 and 9999-01-01"),
+])
+def test_extreme_dates_of_the_overview_are_refused_in_words(lone_gateway: str, query: str, words: str) -> None:
+    reply = httpx.get(f"{lone_gateway}/api/overview?{query}", headers={"X-Civic-Tenant": TRANSIT}, timeout=60)
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"] == words or reply.json()["error"].startswith(words)
+
+
+def test_extreme_dates_of_a_search_are_refused_in_words(lone_gateway: str) -> None:
+    reply = httpx.get(f"{lone_gateway}/api/search?to=0001-01-02", headers={"X-Civic-Tenant": TRANSIT}, timeout=60)
+    assert reply.status_code == 400 and reply.json()["field"] == "to"
+
+
+MARKUP = 'Look: <em>sneaky</em> & "quoted" <script>alert(1)</script> at the bus stop'
+
+
+def test_a_posts_own_markup_is_escaped_before_highlights_are_applied(dashboard_stack: DashboardStack) -> None:
+    tenant = f"markup-{uuid.uuid4().hex[:8]}"
+    ingest_and_wait(dashboard_stack, [make_post(tenant, "markup", MARKUP)])
+    (hit,) = get(dashboard_stack, "/api/search?q=sneaky", tenant=tenant).json()["hits"]
+    (fragment,) = hit["highlights"]
+    assert fragment == ("Look: &lt;em&gt;<em>sneaky</em>&lt;&#x2F;em&gt; &amp; &quot;quoted&quot; "
+                        "&lt;script&gt;alert(1)&lt;&#x2F;script&gt; at the bus stop")
+    assert hit["text"] == MARKUP  # the post itself comes back as written, for the page to show as text
+
+
+def test_dead_letters_are_listed_for_the_sources_page(dashboard_stack: DashboardStack) -> None:
+    tenant = f"dead-{uuid.uuid4().hex[:8]}"
+    assert get(dashboard_stack, "/api/failed-posts", tenant=tenant).json() == {"total": 0, "posts": []}
+    insert_dead_letter(dashboard_stack, tenant, "lost-1", "IndexPosts: posts[0].post.source: too long")
+    found = get(dashboard_stack, "/api/failed-posts?limit=5", tenant=tenant).json()
+    assert found["total"] == 1
+    (letter,) = found["posts"]
+    assert (letter["channel"], letter["post_id"], letter["reason"]) == (
+        "webhook", "lost-1", "IndexPosts: posts[0].post.source: too long")
+    assert letter["failed_at"].endswith("Z")
+    assert get(dashboard_stack, "/api/failed-posts?limit=500", tenant=tenant).status_code == 400

@@ -142,6 +142,25 @@ def test_prune_removes_only_posts_forwarded_before_the_cutoff(spool_path: Path) 
     spool.close()
 
 
+def test_failed_posts_are_listed_latest_first_and_requeued_oldest_first(spool_path: Path) -> None:
+    spool = SqliteSpool(spool_path, max_pending=10)
+    spool.append([entry(post_id) for post_id in ("a", "b", "c")] + [entry("x", tenant="city-b")])
+    a, b, c, x = spool.next_batch(10)
+    spool.mark_forwarded([], {a.seq: "first"})
+    spool.mark_forwarded([], {b.seq: "second", c.seq: "third", x.seq: "other"})
+    total, listed = spool.failed_posts("city-a", limit=2)
+    assert total == 3 and [p.post_id for p in listed] == ["c", "b"]
+    assert (listed[0].tenant, listed[0].channel, listed[0].reason) == ("city-a", "rss", "third")
+    assert spool.failed_posts("city-a", ["a", "zz"])[0] == 1
+    assert spool.requeue("city-a", limit=2) == 2  # the oldest two
+    assert [p.seq for p in spool.next_batch(10)] == [a.seq, b.seq]
+    stats, everyone = spool.stats("city-a"), spool.stats()
+    assert (stats.failed, stats.pending, everyone.failed, everyone.pending) == (1, 2, 2, 2)
+    assert spool.requeue("city-a", ["c"]) == 1 and spool.requeue("city-a", ["c"]) == 0
+    assert spool.failed_posts("city-a") == (0, [])
+    assert [p.seq for p in spool.next_batch(10, after=a.seq)] == [b.seq, c.seq]
+
+
 def test_a_deleted_post_keeps_only_a_tombstone_and_its_removal_is_queued(spool_path: Path) -> None:
     spool = SqliteSpool(spool_path, max_pending=10)
     spool.append([entry("sent", signature=b"sig"), entry("waiting"), entry("kept")])
@@ -194,4 +213,15 @@ def test_a_spool_from_before_tombstones_gets_them(spool_path: Path) -> None:
             " VALUES ('city-a', 'rss', 'x', 'a', x'00', 1);")
     spool = SqliteSpool(spool_path, max_pending=10)
     assert spool.delete("city-a", [("rss", "x")]) == 1 and spool.stats().deleted == 1
+
+
+def test_a_deleted_dead_letter_is_neither_listed_nor_requeued(spool_path: Path) -> None:
+    spool = SqliteSpool(spool_path, max_pending=10)
+    spool.append([entry("bad"), entry("other")])
+    bad, other = spool.next_batch(10)
+    spool.mark_forwarded([other.seq], {bad.seq: "IndexPosts: refused"})
+    assert spool.delete("city-a", [("rss", "bad")]) == 1
+    assert spool.failed_posts("city-a") == (0, []) and spool.requeue("city-a") == 0
+    stats = spool.stats("city-a")
+    assert (stats.failed, stats.pending, stats.deleted) == (0, 0, 1)
     spool.close()

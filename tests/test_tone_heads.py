@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from inference.tone import ToneHeads
-from inference.train_tone import best_threshold, with_threshold
+from inference.training.tone import best_threshold, with_threshold
 
 
 def test_folded_threshold_moves_the_decision_to_half() -> None:

@@ -14,7 +14,7 @@ from services.common import boolean_query
 from services.common.errors import InvalidArgument
 from services.common.validation import require_tenant
 
-RULE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+RULE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MIN_WINDOW_S = 60
 MAX_WINDOW_S = 604_800
 MAX_NAME_CHARS = 200
@@ -25,7 +25,7 @@ SAMPLE_POSTS = 5
 MAX_AUTHORS = 10_000
 MAX_TERMS = 2_000
 MAX_LABELS = 20
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]{0,62}")
 # Labels the service sets on every alert; a rule cannot override them.
 RESERVED_LABELS = frozenset({"tenant", "rule", "kind", "severity", "alertname"})
 # Words shorter than this are not candidate new terms (articles, numbers); hashtags always are.
@@ -56,7 +56,7 @@ KIND_WORDS = ", ".join(alerting_pb2.RuleKind.Name(kind).removeprefix("RULE_KIND_
 def validate_rule(rule: alerting_pb2.Rule, prefix: str = "rule") -> alerting_pb2.Rule:
     """The rule as it will be stored (name defaults to id, unset severity to warning), or InvalidArgument."""
     require_tenant(rule.tenant, f"{prefix}.tenant")
-    if not RULE_ID_PATTERN.match(rule.id):
+    if not RULE_ID_PATTERN.fullmatch(rule.id):
         raise InvalidArgument(f"{prefix}.id", "must be 1-64 letters, digits, '-' or '_'")
     if rule.kind not in KINDS:
         raise InvalidArgument(f"{prefix}.kind", f"must be one of {KIND_WORDS}")
@@ -77,7 +77,7 @@ def validate_rule(rule: alerting_pb2.Rule, prefix: str = "rule") -> alerting_pb2
     if len(rule.labels) > MAX_LABELS:
         raise InvalidArgument(f"{prefix}.labels", f"at most {MAX_LABELS} labels")
     for name, value in rule.labels.items():
-        if not LABEL_NAME.match(name) or name in RESERVED_LABELS:
+        if not LABEL_NAME.fullmatch(name) or name in RESERVED_LABELS:
             raise InvalidArgument(f"{prefix}.labels", f"{name!r} is not a usable label name")
         if len(value) > MAX_NAME_CHARS:
             raise InvalidArgument(f"{prefix}.labels", f"value of {name!r} is longer than {MAX_NAME_CHARS}")

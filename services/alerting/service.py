@@ -34,8 +34,9 @@ from services.alerting.store import AlertStore
 from services.alerting.webhooks import Webhooks
 from services.common import boolean_query, elasticsearch_client, telemetry
 from services.common.errors import InvalidArgument, NotFound, ResourceExhausted
+from services.common.post_validation import MAX_TEXT_CHARS, check_post, require_created_at
 from services.common.settings import Settings
-from services.common.validation import require_channel, require_tenant
+from services.common.validation import require_tenant
 
 log = logging.getLogger(__name__)
 
@@ -67,25 +68,25 @@ def retention_s(rule: alerting_pb2.Rule) -> int:
     return max(RETENTION_S, (BASELINE_WINDOWS + 1) * rule.window_seconds)
 
 
-def validate_posts(posts: Sequence[post_pb2.EnrichedPost]) -> None:
+def validate_posts(posts: Sequence[post_pb2.EnrichedPost], max_text_chars: int = MAX_TEXT_CHARS) -> None:
+    """The same checks as ingestion's (services/common/post_validation.py), and an event time, which
+    ingestion requires too: a post it accepted is never refused here."""
     if not 1 <= len(posts) <= MAX_EVALUATE_POSTS:
         raise InvalidArgument("posts", f"must hold 1 to {MAX_EVALUATE_POSTS} posts, got {len(posts)}")
     for i, enriched in enumerate(posts):
-        post = enriched.post
-        require_tenant(post.tenant, f"posts[{i}].post.tenant")
-        require_channel(post.channel, f"posts[{i}].post.channel")
-        if not post.id:
-            raise InvalidArgument(f"posts[{i}].post.id", "must not be empty")
-        if post.created_at.seconds <= 0:
-            raise InvalidArgument(f"posts[{i}].post.created_at", "must be set (alerts use event time)")
+        check_post(enriched.post, f"posts[{i}].post", max_text_chars)
+        require_created_at(enriched.post, f"posts[{i}].post")
 
 
 class Alerting:
     """Rules in memory (few, read on every post), everything else in the store."""
 
-    def __init__(self, store: AlertStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: AlertStore, clock: Callable[[], float] = time.time, max_text_chars: int = MAX_TEXT_CHARS
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.max_text_chars = max_text_chars
         self._rules: dict[str, dict[str, alerting_pb2.Rule]] = {}
         for rule in store.rules():
             self._rules.setdefault(rule.tenant, {})[rule.id] = rule
@@ -191,7 +192,7 @@ class Alerting:
 
     def evaluate(self, posts: Sequence[post_pb2.EnrichedPost]) -> list[alerting_pb2.Alert]:
         """Counts the posts into their rules' windows; returns the alerts raised for the first time."""
-        validate_posts(posts)
+        validate_posts(posts, self.max_text_chars)
         if not self._queue.acquire(blocking=False):
             raise ResourceExhausted(f"more than {MAX_QUEUED_EVALUATIONS} evaluations waiting; retry later")
         try:
@@ -387,7 +388,7 @@ def alert_labels(rule: alerting_pb2.Rule) -> dict[str, str]:
 def open_alerting(settings: Settings) -> Alerting:
     """The domain on its state file, with the rules file's rules put over the stored ones, and its
     background loops started (close() stops them)."""
-    alerting = Alerting(AlertStore(settings.alerting_state_path))
+    alerting = Alerting(AlertStore(settings.alerting_state_path), max_text_chars=settings.max_text_chars)
     if settings.rules_file is not None:
         rules = load_rules(settings.rules_file)
         for rule in rules:

@@ -20,6 +20,7 @@ from civic.listening.v1 import alerting_pb2
 from services.alerting.rules import LABEL_NAME
 from services.alerting.store import AlertStore
 from services.common.errors import InvalidArgument, NotFound
+from services.common.post_validation import check_time
 from services.common.validation import require_tenant
 
 SCHEMA = """
@@ -58,7 +59,7 @@ def validate_silence(silence: alerting_pb2.Silence, now: float) -> alerting_pb2.
         raise InvalidArgument("silence.matchers", f"must hold 1 to {MAX_MATCHERS} matchers")
     for i, matcher in enumerate(silence.matchers):
         field = f"silence.matchers[{i}]"
-        if not LABEL_NAME.match(matcher.name):
+        if not LABEL_NAME.fullmatch(matcher.name):
             raise InvalidArgument(f"{field}.name", "must be a label name (letters, digits, '_')")
         if len(matcher.value) > MAX_VALUE_CHARS:
             raise InvalidArgument(f"{field}.value", f"must be at most {MAX_VALUE_CHARS} characters")
@@ -76,6 +77,9 @@ def validate_silence(silence: alerting_pb2.Silence, now: float) -> alerting_pb2.
     stored.created_by = require_by(silence.created_by, "silence.created_by")
     if len(silence.comment) > MAX_COMMENT_CHARS:
         raise InvalidArgument("silence.comment", f"must be at most {MAX_COMMENT_CHARS} characters")
+    for name in ("starts_at", "ends_at"):
+        if silence.HasField(name):
+            check_time(getattr(silence, name), f"silence.{name}")
     for matcher in stored.matchers:
         if matcher.operator == alerting_pb2.MATCH_OPERATOR_UNSPECIFIED:
             matcher.operator = EQUAL

@@ -39,7 +39,7 @@ def sign(secret: str, body: bytes) -> str:
 def validate_webhook(webhook: alerting_pb2.Webhook) -> alerting_pb2.Webhook:
     """The webhook as it will be stored, with its defaults filled in; or InvalidArgument."""
     require_tenant(webhook.tenant, "webhook.tenant")
-    if not RULE_ID_PATTERN.match(webhook.id):
+    if not RULE_ID_PATTERN.fullmatch(webhook.id):
         raise InvalidArgument("webhook.id", "must be 1-64 letters, digits, '-' or '_'")
     parts = urlsplit(webhook.url)
     if parts.scheme not in ("http", "https") or not parts.hostname or len(webhook.url) > MAX_URL_CHARS:
@@ -49,7 +49,7 @@ def validate_webhook(webhook: alerting_pb2.Webhook) -> alerting_pb2.Webhook:
     if len(webhook.group_by) > MAX_GROUP_BY:
         raise InvalidArgument("webhook.group_by", f"at most {MAX_GROUP_BY} labels")
     for name in webhook.group_by:
-        if not LABEL_NAME.match(name):
+        if not LABEL_NAME.fullmatch(name):
             raise InvalidArgument("webhook.group_by", f"{name!r} is not a label name")
     stored = alerting_pb2.Webhook()
     stored.CopyFrom(webhook)

@@ -26,6 +26,7 @@ from civic.listening.v1 import (
 from services.alerting.anomaly import detect_csv
 from services.cli import alerts as alerts_cli
 from services.cli import demo_topics, render, trace, trends
+from services.cli import failed as failed_cli
 from services.cli import keys as keys_cli
 from services.cli import sources as sources_cli
 from services.cli import topics as topics_cli
@@ -41,6 +42,7 @@ app.add_typer(sources_cli.app, name="sources")
 app.add_typer(alerts_cli.app, name="alerts")
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(topics_cli.app, name="topics")
+app.add_typer(failed_cli.app, name="failed")
 def settings() -> Settings:
     return get_settings()
 

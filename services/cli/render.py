@@ -34,9 +34,10 @@ def ingestion_stats(console: Console, stats: ingestion_pb2.GetIngestionStatsResp
     whose = f" ({stats.tenant})" if stats.tenant else ""
     console.print(
         f"ingestion{whose}: {stats.accepted} accepted, {stats.forwarded} forwarded, {stats.pending} pending, "
-        f"{stats.failed} refused downstream, "
+        f"{stats.failed} failed downstream (`civic failed list`), "
         f"{stats.rejected} rejected, {stats.duplicates} duplicates, {stats.deleted} deleted by their authors"
         + (f" ({stats.deletions_pending} still to remove)" if stats.deletions_pending else "")
+        + (f"; forwarder stalled since {stats.stalled_since.ToJsonString()}" if stats.HasField("stalled_since") else "")
         + (f"; last error: {stats.last_error}" if stats.last_error else ""),
         soft_wrap=True,  # one line, also when piped into a script
     )
@@ -69,7 +70,7 @@ def search_results(console: Console, query: str, reply: search_pb2.SearchRespons
     """One row per hit; the text as its author wrote it (PII redacted), the normalized text for
     posts indexed before display_text existed."""
     table = Table(title=f"{reply.total} posts match {query!r}", show_lines=False)
-    for column in ("time (UTC)", "channel", "lang", "sentiment", "topic"):
+    for column in ("time (UTC)", "channel", "lang", "sentiment", "topics"):
         table.add_column(column, overflow="fold")
     table.add_column("text", overflow="fold", ratio=1)  # the rest of the width
     for hit in reply.hits:
@@ -79,7 +80,7 @@ def search_results(console: Console, query: str, reply: search_pb2.SearchRespons
             post.channel,
             post.language,
             feeling(enrichment),
-            enrichment.topic or "-",
+            ", ".join(enrichment.topics) or enrichment.topic or "-",
             escape((post.display_text or post.text)[:280]),
         )
     console.print(table)

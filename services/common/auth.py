@@ -58,6 +58,8 @@ METHOD_ROLES: dict[str, str] = {
     _INGESTION + "ResumeSource": "admin",
     _INGESTION + "DeleteSource": "admin",
     _INGESTION + "GetSourceStatus": "reader",
+    _INGESTION + "ListFailedPosts": "reader",
+    _INGESTION + "ReplayFailedPosts": "admin",
     _INGESTION + "DeletePosts": "ingest",
     _SEARCH + "IndexPosts": "service",
     _SEARCH + "Search": "reader",
@@ -146,7 +148,7 @@ def _checked_identity(tenant: Any, roles: Any, where: str) -> tuple[str, frozens
         raise Unauthenticated(f"{where}: roles must be a non-empty list of {', '.join(ROLES)}")
     role_set = frozenset(roles)
     tenant = tenant or ""
-    if not isinstance(tenant, str) or (tenant and not TENANT_PATTERN.match(tenant)):
+    if not isinstance(tenant, str) or (tenant and not TENANT_PATTERN.fullmatch(tenant)):
         raise Unauthenticated(f"{where}: tenant is not a valid tenant name")
     if not tenant and "service" not in role_set:
         raise Unauthenticated(f"{where}: a tenant is required unless the role is service")

@@ -136,6 +136,16 @@ class Settings(BaseSettings):
     max_batch_posts: int = Field(1000, description="Largest IngestPosts batch.")
     max_text_chars: int = Field(20_000, description="Longest post text accepted.")
     forward_batch_size: int = Field(64, description="Posts per forwarder round trip.")
+    forward_batch_max_bytes: int = Field(
+        4 * 1024 * 1024, ge=1,
+        description="Bytes of spooled posts per forwarder round trip (at most half of max_message_bytes is used), "
+                    "so that no request of the forwarder nears the message limit.",
+    )
+    forward_max_attempts: int = Field(
+        5, ge=2,
+        description="Failed attempts of one batch at one stage before its posts are tried one at a time; a post "
+                    "that then fails this many times more, alone, while other posts go through is dead-lettered.",
+    )
     redact_pii: bool = Field(True, description="Redact e-mails, phones, SSNs, card numbers.")
     webhook_port: int = Field(0, description="HTTP port of the webhook receiver (e.g. 50056); 0 = off.")
     source_poll_tick_s: float = Field(1.0, description="How often the scheduler looks for due sources.")

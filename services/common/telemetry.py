@@ -289,6 +289,10 @@ _inference_duration = _meter.create_histogram(
 _alerts = _meter.create_counter(
     "civic.alerts", unit="{alert}", description="Alerts raised, by rule and priority."
 )
+_forward_failures = _meter.create_counter(
+    "civic.forward.failures", unit="{call}",
+    description="Failed downstream calls of the ingestion forwarder, by stage and status code.",
+)
 
 
 def count_posts(stage: str, posts: Iterable[PostLike]) -> None:
@@ -306,6 +310,10 @@ def count_dead_lettered(n: int) -> None:
     """Posts a downstream refused for good: they stay in the spool as failed, with the reason."""
     if n:
         _posts.add(n, {"civic.stage": "dead_lettered"})
+
+
+def count_forward_failure(stage: str, code: str) -> None:
+    _forward_failures.add(1, {"civic.stage": stage, "civic.code": code})
 
 
 def record_batch(stage: str, size: int, **attributes: str) -> None:
@@ -340,4 +348,17 @@ def observe_spool_depth(pending: Callable[[], int]) -> None:
     _meter.create_observable_gauge(
         "civic.spool.depth", callbacks=[observe], unit="{post}",
         description="Accepted posts not yet forwarded downstream.",
+    )
+
+
+def observe_forward_stall(stalled_s: Callable[[], float]) -> None:
+    """Reports how long the forwarder has been stalled each time metrics are collected."""
+
+    def observe(_: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(stalled_s())
+
+    _meter.create_observable_gauge(
+        "civic.forward.stalled", callbacks=[observe], unit="s",
+        description="Seconds since the batch at the head of the spool failed past the retry bound without "
+                    "going through since; 0 while posts flow.",
     )

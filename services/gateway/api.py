@@ -243,3 +243,14 @@ async def pause_or_resume(request: web.Request) -> web.Response:
             reply = await stub.ResumeSource(
                 ingestion_pb2.ResumeSourceRequest(tenant=who.tenant, id=source_id), **call(request, who))
     return web.json_response(convert.source(reply.source))
+
+
+@routes.get("/api/failed-posts")
+async def list_failed_posts(request: web.Request) -> web.Response:
+    """The agency's dead letters: posts the forwarder gave up on, the latest first."""
+    who = viewer(request)
+    limit = params.integer(request.query, "limit", 1, 100, default=20)
+    async with calling("ingestion"):
+        reply = await upstreams(request).ingestion.ListFailedPosts(
+            ingestion_pb2.ListFailedPostsRequest(tenant=who.tenant, page_size=limit), **call(request, who))
+    return web.json_response({"total": reply.total, "posts": [convert.failed_post(p) for p in reply.posts]})

@@ -27,6 +27,8 @@ SECURITY_HEADERS = {
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
     "X-Content-Type-Options": "nosniff",
+    # What frame-ancestors says, for browsers that predate it.
+    "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -54,9 +56,13 @@ async def in_words(request: web.Request, handler: Handler) -> web.StreamResponse
     except Exception:
         log.exception("unexpected failure of %s %s", request.method, request.path)
         return problem(500, "The dashboard gateway failed unexpectedly; the operator will find why in its log")
-    if not response.prepared:
-        response.headers.update(SECURITY_HEADERS)
     return response
+
+
+async def secured(_: web.Request, response: web.StreamResponse) -> None:
+    """Every response gets the security headers just before it is sent: pages, static files, errors
+    of the API and of aiohttp itself (a 404, a 413), and the event stream."""
+    response.headers.update(SECURITY_HEADERS)
 
 
 async def index(_: web.Request) -> web.FileResponse:
@@ -95,6 +101,7 @@ def build_app(settings: Settings) -> web.Application:
             yield
 
     app.cleanup_ctx.append(upstreams)
+    app.on_response_prepare.append(secured)
     app.router.add_get("/", index)
     app.router.add_get("/static/vendor/plotly.min.js", plotly_js)
     app.router.add_routes(routes)

@@ -149,6 +149,10 @@ def source(s: ingestion_pb2.Source) -> JSON:
     }
 
 
+def failed_post(f: ingestion_pb2.FailedPost) -> JSON:
+    return {"channel": f.channel, "post_id": f.post_id, "reason": f.reason, "failed_at": when(f.failed_at)}
+
+
 def bucket(b: search_pb2.AggregateBucket) -> JSON:
     return {"key": b.key, "count": b.count, "share": b.share, "label": b.label, "reach": b.reach,
             "score": b.score, "background_count": b.background_count}

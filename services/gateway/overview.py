@@ -84,13 +84,11 @@ async def build(upstreams: Upstreams, viewer: Viewer, args: Mapping[str, str], n
     search, tenant = upstreams.search, viewer.tenant
 
     async def volume(start: datetime, end: datetime, topic: str = "") -> list[Any]:
-        """The buckets of [start, end). Asked one interval further, because the search service
-        leaves the last interval of a bounded histogram empty; that extra interval is dropped."""
+        """The buckets of [start, end)."""
         reply = await search.VolumeOverTime(search_pb2.VolumeOverTimeRequest(
-            tenant=tenant, query=scope.query, filters=scope.filters(start, end + period.step, topic),
-            interval=period.interval,
+            tenant=tenant, query=scope.query, filters=scope.filters(start, end, topic), interval=period.interval,
         ), **scope.call())
-        return [b for b in reply.buckets if b.start.ToDatetime(tzinfo=UTC) < end]
+        return list(reply.buckets)
 
     def aggregate(dimension: search_pb2.AggregateDimension, size: int) -> Any:
         return search.Aggregate(search_pb2.AggregateRequest(

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from civic.listening.v1 import post_pb2, search_pb2
 from services.common.errors import InvalidArgument
+from services.common.post_validation import EARLIEST_FILTER, LATEST_TIME, day
 
 SENTIMENTS = {
     "negative": post_pb2.SENTIMENT_LABEL_NEGATIVE,
@@ -96,7 +97,11 @@ def instant(args: Mapping[str, str], name: str) -> datetime | None:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidArgument(name, f"'{raw}' is not a date (use 2026-11-13 or 2026-11-13T14:00:00Z)") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    # The search service's range for times, checked here so that no period arithmetic overflows.
+    if not EARLIEST_FILTER <= value < LATEST_TIME:
+        raise InvalidArgument(name, f"must be on or after {day(EARLIEST_FILTER)} and before {day(LATEST_TIME)}")
+    return value
 
 
 def labels(args: Mapping[str, str], name: str, options: Mapping[str, T]) -> list[T]:
@@ -186,4 +191,8 @@ def period(args: Mapping[str, str], newest: datetime | None, now: datetime) -> P
         raise InvalidArgument("from", f"the period may span at most {MAX_PERIOD.days} days")
     if (end - start) / step > 500:
         raise InvalidArgument("interval", f"'{name}' gives over 500 points for this period; choose a longer one")
-    return Period(start, end, name)
+    chosen = Period(start, end, name)
+    if chosen.previous_start < EARLIEST_FILTER or end + step >= LATEST_TIME:
+        raise InvalidArgument("from", f"the period and the one before it must lie between {day(EARLIEST_FILTER)} "
+                                      f"and {day(LATEST_TIME)}")
+    return chosen

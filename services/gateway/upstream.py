@@ -7,7 +7,6 @@ without authentication) the viewer names one agency per request.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,9 +16,9 @@ import grpc
 from civic.listening.v1 import alerting_pb2_grpc, ingestion_pb2_grpc, search_pb2_grpc, topics_pb2_grpc
 from services.common import telemetry, tls
 from services.common.settings import Settings
+from services.common.validation import TENANT_PATTERN
 
 TENANT_HEADER = "X-Civic-Tenant"
-TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 class NoViewer(Exception):
@@ -40,7 +39,7 @@ def viewer_from_headers(authorization: str, tenant: str) -> Viewer:
     authorization, tenant = authorization.strip(), tenant.strip()
     if authorization and not authorization.lower().startswith("bearer "):
         raise NoViewer("The Authorization header must be 'Bearer <token>'.")
-    if tenant and not TENANT_PATTERN.match(tenant):
+    if tenant and not TENANT_PATTERN.fullmatch(tenant):
         raise NoViewer(f"'{tenant[:70]}' is not an agency name (lower-case letters, digits, '-' or '_').")
     if not authorization and not tenant:
         raise NoViewer(f"Choose an agency (the {TENANT_HEADER} header) or sign in with an access token.")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from services.common import telemetry
 from services.common.settings import get_settings
 from services.ingestion.forwarder import Forwarder
 from services.ingestion.scheduler import Scheduler
-from services.ingestion.server import build_server
+from services.ingestion.server import build_server, report_forwarder_health
 from services.ingestion.service import Ingestion
 from services.ingestion.sources import SourceStore
 from services.ingestion.spool import SqliteSpool
@@ -23,10 +24,12 @@ def main() -> None:
     spool = SqliteSpool(settings.spool_path, settings.spool_max_pending)
     telemetry.observe_spool_depth(lambda: spool.stats().pending)
     forwarder = Forwarder(settings, spool)
-    ingestion = Ingestion(settings, spool, last_error=forwarder.last_error)
+    telemetry.observe_forward_stall(lambda: time.time() - (forwarder.stalled_since() or time.time()))
+    ingestion = Ingestion(settings, spool, last_error=forwarder.last_error, stalled_since=forwarder.stalled_since)
     sources = SourceStore(settings.spool_path)
     scheduler = Scheduler(settings, sources, ingestion.ingest, ingestion.delete)
     server = build_server(settings, ingestion, sources=sources).start()
+    report_forwarder_health(server, forwarder)
     webhooks = WebhookServer(scheduler, settings.bind_host, settings.webhook_port).start() \
         if settings.webhook_port else None
     forwarder.start()

@@ -1,8 +1,15 @@
 """Drains the spool downstream: Enrich, then IndexPosts, then EvaluatePosts, then marks the posts done.
 
-At-least-once: a post leaves the pending state only after all three calls succeeded (or a downstream
-refused that one post as invalid), so a crash in between resends it; indexing is idempotent by
-document id. Each stage is retried on its own, so an alerting outage does not re-run the models.
+At-least-once: a post leaves the pending state only after all three calls succeeded, or once it is
+given up on (a dead letter: `failed` in the spool, with the reason, until replayed), so a crash in
+between resends it; indexing is idempotent by document id. Each stage is retried on its own, so an
+alerting outage does not re-run the models.
+
+One post must not stop everyone's: a batch that a downstream refuses as invalid, or that fails
+forward_max_attempts times at one stage, is tried one post at a time (isolation.py says which posts
+become dead letters and which wait). Until a batch goes through again the forwarder is stalled,
+which GetIngestionStats, the health service and a metric report. A batch holds at most
+forward_batch_size posts and forward_batch_max_bytes bytes, so no request nears the message limit.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ from civic.listening.v1 import (
 from services.common import telemetry
 from services.common.grpc_server import channel
 from services.common.settings import Settings
-from services.ingestion.spool import Spool, SpooledPost
+from services.ingestion.isolation import Tried, isolate
+from services.ingestion.spool import Deletion, Spool, SpooledPost
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +63,22 @@ def backoff_delay(attempt: int, rng: random.Random) -> float:
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
+def within_bytes(batch: Sequence[SpooledPost], limit: int) -> list[SpooledPost]:
+    """The longest head of the batch whose posts take at most limit bytes (its first post at least)."""
+    total = 0
+    for count, spooled in enumerate(batch):
+        total += len(spooled.payload)
+        if total > limit and count:
+            return list(batch[:count])
+    return list(batch)
+
+
 class Refused(Exception):
     """A downstream call judged its whole request invalid: retrying the same request cannot help."""
+
+
+class GaveUp(Exception):
+    """A downstream call failed as many times as it may: the last error."""
 
 
 class Stopping(Exception):
@@ -70,6 +92,9 @@ class Forwarder:
         self.settings = settings
         self.spool = spool
         self.batch_size = max(1, settings.forward_batch_size)
+        # Enrichments, topics and framing come on top of the posts' bytes: half the limit is ample.
+        self.batch_bytes = max(1, min(settings.forward_batch_max_bytes, settings.max_message_bytes // 2))
+        self.max_attempts = settings.forward_max_attempts
         self.enrich_chunk = max(1, min(MAX_ENRICH_POSTS, settings.inference_max_request_posts))
         self._timeout = settings.rpc_timeout_s
         self._rng = rng or random.Random()
@@ -79,6 +104,8 @@ class Forwarder:
         self._thread: threading.Thread | None = None
         self._error_lock = threading.Lock()
         self._last_error = ""
+        self._stalled_since: float | None = None
+        self._stall_listeners: list[Callable[[bool], None]] = []
         self._channels = [
             channel(target, settings)
             for target in (settings.inference_target, settings.search_target, settings.alerting_target)
@@ -111,11 +138,39 @@ class Forwarder:
         with self._error_lock:
             self._last_error = error
 
+    def stalled_since(self) -> float | None:
+        """When (epoch seconds) the batch at the head of the queue failed past the bound, while it has
+        not gone through since; None while posts flow."""
+        with self._error_lock:
+            return self._stalled_since
+
+    def on_stall(self, listener: Callable[[bool], None]) -> None:
+        """Calls listener(True) when the forwarder stalls and listener(False) when posts flow again."""
+        self._stall_listeners.append(listener)
+
+    def _set_stalled(self, stalled: bool) -> None:
+        with self._error_lock:
+            changed = (self._stalled_since is not None) != stalled
+            if changed:
+                self._stalled_since = time.time() if stalled else None
+        if not changed:
+            return
+        if stalled:
+            log.warning("forwarder stalled: %s", self.last_error())
+        else:
+            log.info("forwarder flowing again")
+        for listener in self._stall_listeners:
+            listener(stalled)
+
+    def _pause(self, delay_s: float) -> None:
+        if self._stop.wait(delay_s):
+            raise Stopping()
+
     # --- the loop ------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
             self._prune_when_due()
-            batch = self.spool.next_batch(self.batch_size)
+            batch = within_bytes(self.spool.next_batch(self.batch_size), self.batch_bytes)
             try:
                 if batch:
                     self.forward(batch)
@@ -148,65 +203,110 @@ class Forwarder:
         """Sends one batch through the three stages and records each post's end state."""
         # Joins the trace stored with the posts (even after a restart), linking the other posts'.
         traces = [spooled.trace_context for spooled in batch]
+        known: dict[int, post_pb2.Enrichment] = {}
         with telemetry.span_joining("forward_posts", traces, tracer_name=__name__) as span:
             if span.is_recording():
                 telemetry.describe_batch(span, [post_pb2.Post.FromString(s.payload) for s in batch])
             telemetry.record_batch("forward", len(batch))
             try:
-                forwarded, failed = self._forward_all(batch)
-            except Refused as exc:
-                if len(batch) == 1:
-                    forwarded, failed = [], {batch[0].seq: str(exc)}
-                else:
-                    forwarded, failed = self._forward_one_by_one(batch)
+                forwarded, failed = self._forward_all(batch, known, self.max_attempts)
+                waiting: list[SpooledPost] = []
+            except (Refused, GaveUp) as exc:
+                if isinstance(exc, GaveUp):
+                    self._set_stalled(True)
+                log.warning("%s; trying the batch's %d posts one at a time", exc, len(batch))
+                forwarded, failed, waiting = self._isolate(batch, known)
         self.spool.mark_forwarded(forwarded, failed)
         telemetry.count_dead_lettered(len(failed))
-        self._set_error("")
         if failed:
-            log.warning("downstream refused %d posts: %s", len(failed), sorted(set(failed.values()))[:5])
+            log.warning("gave up on %d posts: %s", len(failed), sorted(set(failed.values()))[:5])
+        if waiting:
+            self._set_stalled(True)
+            log.warning("%d posts fail while no other post goes through; they wait", len(waiting))
+            self._pause(BACKOFF_CAP_S)
+            return
+        self._set_error("")
+        self._set_stalled(False)
 
     def remove_deleted(self) -> int:
-        """Carries out the deletions waiting in the spool (RemovePosts per tenant); returns how many."""
+        """Carries out the deletions waiting in the spool (RemovePosts per tenant); returns how many.
+
+        One that keeps failing stays queued for the next round; one refused as invalid is dropped (the
+        tombstone stays: retrying the same request cannot help)."""
         deletions = self.spool.next_deletions(MAX_REMOVALS)
-        tenants: dict[str, list[post_pb2.PostRef]] = {}
+        tenants: dict[str, list[Deletion]] = {}
         for deletion in deletions:
-            tenants.setdefault(deletion.tenant, []).append(post_pb2.PostRef(channel=deletion.channel,
-                                                                            id=deletion.post_id))
-        for tenant, refs in tenants.items():
+            tenants.setdefault(deletion.tenant, []).append(deletion)
+        done: list[int] = []
+        for tenant, queued in tenants.items():
+            refs = [post_pb2.PostRef(channel=d.channel, id=d.post_id) for d in queued]
             request = search_pb2.RemovePostsRequest(tenant=tenant, posts=refs)
             try:
-                reply = self._call("RemovePosts", partial(self._search.RemovePosts, request, timeout=self._timeout))
-            except Refused as exc:  # the tombstone stays; retrying the same request cannot help
+                reply = self._call("RemovePosts", partial(self._search.RemovePosts, request, timeout=self._timeout),
+                                   self.max_attempts)
+            except Refused as exc:
                 log.error("tenant %s: %d deletions refused downstream: %s", tenant, len(refs), exc)
+            except GaveUp:
                 continue
-            log.info("tenant %s: %d deleted posts removed (%d documents, %d dead letters, %d marks)", tenant,
-                     len(refs), reply.removed, reply.dead_letters_removed, reply.marks_cleared)
-        self.spool.mark_deleted([deletion.seq for deletion in deletions])
-        if deletions:
-            self._set_error("")
-        return len(deletions)
+            else:
+                log.info("tenant %s: %d deleted posts removed (%d documents, %d dead letters, %d marks)", tenant,
+                         len(refs), reply.removed, reply.dead_letters_removed, reply.marks_cleared)
+            done += [d.seq for d in queued]
+        self.spool.mark_deleted(done)
+        return len(done)
 
-    def _forward_one_by_one(self, batch: Sequence[SpooledPost]) -> tuple[list[int], dict[int, str]]:
-        """Isolates the posts that made a whole request invalid, so they do not block the queue."""
+    def _isolate(
+        self, batch: Sequence[SpooledPost], known: dict[int, post_pb2.Enrichment]
+    ) -> tuple[list[int], dict[int, str], list[SpooledPost]]:
+        """Forwarded, failed and still waiting posts of the batch, tried one at a time; the probe is
+        the first pending post behind the batch not yet tried."""
         forwarded: list[int] = []
         failed: dict[int, str] = {}
-        for spooled in batch:
-            try:
-                done, refused = self._forward_all([spooled])
-            except Refused as exc:
-                done, refused = [], {spooled.seq: str(exc)}
-            forwarded += done
-            failed.update(refused)
-        return forwarded, failed
+        behind = [max(spooled.seq for spooled in batch)]
 
-    def _forward_all(self, batch: Sequence[SpooledPost]) -> tuple[list[int], dict[int, str]]:
+        def try_one(spooled: SpooledPost) -> tuple[Tried, str]:
+            if self._stop.is_set():
+                raise Stopping()
+            try:
+                done, refused = self._forward_all([spooled], known, attempts=1)
+            except Refused as exc:
+                return Tried.REFUSED, str(exc)
+            except GaveUp as exc:
+                return Tried.FAILED, str(exc)
+            forwarded.extend(done)
+            return (Tried.DONE, "") if done else (Tried.REFUSED, refused[spooled.seq])
+
+        def probe() -> bool:
+            found = self.spool.next_batch(1, after=behind[0])
+            if not found:
+                return False
+            behind[0] = found[0].seq
+            tried, reason = try_one(found[0])
+            if tried is Tried.REFUSED:
+                failed[found[0].seq] = reason
+            return tried is Tried.DONE
+
+        result = isolate(batch, try_one, probe, self.max_attempts,
+                         lambda round_: self._pause(backoff_delay(round_, self._rng)))
+        failed.update({spooled.seq: reason for spooled, reason in result.dead.items()})
+        return forwarded, failed, result.waiting
+
+    def _forward_all(
+        self, batch: Sequence[SpooledPost], known: dict[int, post_pb2.Enrichment], attempts: int
+    ) -> tuple[list[int], dict[int, str]]:
+        """Forwarded and refused posts of the batch; `known` keeps the enrichments already computed, so
+        that trying the posts again does not run the models again."""
         posts = [post_pb2.Post.FromString(spooled.payload) for spooled in batch]
+        unknown = [(spooled.seq, post) for spooled, post in zip(batch, posts, strict=True) if spooled.seq not in known]
+        if unknown:
+            fresh = self._enrich([post for _, post in unknown], attempts)
+            known.update(zip((seq for seq, _ in unknown), fresh, strict=True))
+            telemetry.count_posts("enriched", [post for _, post in unknown])
         enriched = [
-            post_pb2.EnrichedPost(post=post, enrichment=enrichment)
-            for post, enrichment in zip(posts, self._enrich(posts), strict=True)
+            post_pb2.EnrichedPost(post=post, enrichment=known[spooled.seq])
+            for spooled, post in zip(batch, posts, strict=True)
         ]
-        telemetry.count_posts("enriched", posts)
-        refused = self._index(enriched)
+        refused = self._index(enriched, attempts)
         failed = {
             spooled.seq: f"IndexPosts: {refused[post.id]}"
             for spooled, post in zip(batch, posts, strict=True)
@@ -216,34 +316,34 @@ class Forwarder:
         telemetry.count_posts("indexed", [e.post for e in to_evaluate])
         if to_evaluate:
             request = alerting_pb2.EvaluatePostsRequest(posts=to_evaluate)
-            self._call("EvaluatePosts", lambda: self._alerting.EvaluatePosts(request, timeout=self._timeout))
+            self._call("EvaluatePosts", lambda: self._alerting.EvaluatePosts(request, timeout=self._timeout),
+                       attempts)
         return [spooled.seq for spooled in batch if spooled.seq not in failed], failed
 
-    def _enrich(self, posts: Sequence[post_pb2.Post]) -> list[post_pb2.Enrichment]:
+    def _enrich(self, posts: Sequence[post_pb2.Post], attempts: int) -> list[post_pb2.Enrichment]:
         enrichments: list[post_pb2.Enrichment] = []
         for start in range(0, len(posts), self.enrich_chunk):
             request = inference_pb2.EnrichRequest(posts=posts[start : start + self.enrich_chunk])
-            reply = self._call("Enrich", partial(self._inference.Enrich, request, timeout=self._timeout))
+            reply = self._call("Enrich", partial(self._inference.Enrich, request, timeout=self._timeout), attempts)
             if len(reply.enrichments) != len(request.posts):
-                raise Refused(f"Enrich: {len(reply.enrichments)} enrichments for {len(request.posts)} posts")
+                raise GaveUp(f"Enrich: {len(reply.enrichments)} enrichments for {len(request.posts)} posts")
             enrichments.extend(reply.enrichments)
         return enrichments
 
-    def _index(self, enriched: Sequence[post_pb2.EnrichedPost]) -> dict[str, str]:
+    def _index(self, enriched: Sequence[post_pb2.EnrichedPost], attempts: int) -> dict[str, str]:
         """Indexes the posts and gives each the topics search tagged it with (its tenant's, which alerting
         must see too); returns the ids the cluster refused, with reasons."""
         request = search_pb2.IndexPostsRequest(posts=enriched)
-        reply = self._call("IndexPosts", lambda: self._search.IndexPosts(request, timeout=self._timeout))
+        reply = self._call("IndexPosts", lambda: self._search.IndexPosts(request, timeout=self._timeout), attempts)
         if len(reply.tagged) == len(enriched):
             for post, tagged in zip(enriched, reply.tagged, strict=True):
                 if tagged.id == post.post.id:
                     apply_topics(post.enrichment, tagged)
         return {error.id: error.reason for error in reply.errors}
 
-    def _call(self, stage: str, call: Callable[[], T]) -> T:
-        """Retries forever (until stopped) while the downstream is unavailable or overloaded."""
-        attempt = 0
-        while True:
+    def _call(self, stage: str, call: Callable[[], T], attempts: int) -> T:
+        """Up to `attempts` tries with backoff between them; INVALID_ARGUMENT is not tried again."""
+        for attempt in range(attempts):
             try:
                 return call()
             except grpc.RpcError as exc:
@@ -252,11 +352,12 @@ class Forwarder:
                     raise Refused(f"{stage}: {details}") from exc
                 error = f"{stage}: {code.name}: {details}"
             self._set_error(error)
-            delay = backoff_delay(attempt, self._rng)
-            log.warning("%s; retrying in %.1fs", error, delay)
-            attempt += 1
-            if self._stop.wait(delay):
-                raise Stopping()
+            telemetry.count_forward_failure(stage, code.name)
+            if attempt + 1 < attempts:
+                delay = backoff_delay(attempt, self._rng)
+                log.warning("%s; retrying in %.1fs", error, delay)
+                self._pause(delay)
+        raise GaveUp(error)
 
 
 def apply_topics(enrichment: post_pb2.Enrichment, tagged: search_pb2.PostTopics) -> None:

@@ -1,13 +1,12 @@
 """Validation and normalization of incoming posts, before they reach the spool.
 
-Every channel is normalized to one Post; these checks are what downstream services rely on, so a post
-that fails one is refused here with the field and the reason, instead of failing later in a forwarder
-retry loop where nobody sees it.
+Every channel is normalized to one Post. The checks are those of every downstream service
+(services/common/post_validation.py) and intake's own, so a post that fails one is refused here with
+the field and the reason, instead of failing later in the forwarder where nobody sees it.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from datetime import datetime, timedelta
@@ -15,8 +14,8 @@ from datetime import datetime, timedelta
 from civic.listening.v1 import post_pb2
 from services.common.errors import InvalidArgument
 from services.common.language import detect_language
+from services.common.post_validation import check_post, require_created_at
 from services.common.settings import Settings
-from services.common.validation import require_channel, require_tenant
 from services.ingestion.pii import redact
 from services.ingestion.post_fields import (
     MAX_ALT_TEXT_CHARS,
@@ -25,7 +24,6 @@ from services.ingestion.post_fields import (
     normalize_fields,
 )
 
-MAX_ID_CHARS = 256
 # Clocks of connectors and channels drift, and time zones get mangled; a day is generous but still
 # catches posts dated years ahead that would otherwise sit on top of every "newest first" list.
 MAX_FUTURE_SKEW = timedelta(days=1)
@@ -34,6 +32,11 @@ _HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 # Invisible characters that make identical texts compare different.
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+# The first subtag of a BCP-47 tag: what is kept of a language the sender supplies.
+_PRIMARY_SUBTAG = re.compile(r"[a-z]{2,8}")
+# Letters that render as nothing (Hangul fillers, the blank Braille pattern), a known way to post
+# "empty" text past a non-blank check.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 def normalize_whitespace(text: str) -> str:
@@ -45,40 +48,27 @@ def normalize_whitespace(text: str) -> str:
 
 
 def validate_post(post: post_pb2.Post, field: str, settings: Settings, now: datetime) -> None:
-    """Raises InvalidArgument naming `field`.<sub-field> for the first problem found."""
-    if not post.id:
-        raise InvalidArgument(f"{field}.id", "must not be empty")
-    if len(post.id) > MAX_ID_CHARS:
-        raise InvalidArgument(f"{field}.id", f"must be at most {MAX_ID_CHARS} characters")
-    require_tenant(post.tenant, f"{field}.tenant")
-    require_channel(post.channel, f"{field}.channel")
-    if not post.text.strip():
-        raise InvalidArgument(f"{field}.text", "must not be empty")
-    if len(post.text) > settings.max_text_chars:
-        raise InvalidArgument(f"{field}.text", f"must be at most {settings.max_text_chars} characters")
-    if not post.HasField("created_at"):
-        raise InvalidArgument(f"{field}.created_at", "must be set")
-    # Compared in seconds: a timestamp beyond year 9999 must be refused, not overflow datetime.
+    """Raises InvalidArgument naming `field`.<sub-field> for the first problem found.
+
+    What every service checks (check_post), and what only intake asks: a date no more than a day
+    ahead, and a text that shows something.
+    """
+    check_post(post, field, settings.max_text_chars)
+    require_created_at(post, field)
     if post.created_at.seconds > (now + MAX_FUTURE_SKEW).timestamp():
         raise InvalidArgument(f"{field}.created_at", "must not be more than one day in the future")
-    if post.HasField("geo"):
-        _require_range(post.geo.lat, -90.0, 90.0, f"{field}.geo.lat")
-        _require_range(post.geo.lon, -180.0, 180.0, f"{field}.geo.lon")
-    counts = {
-        "author.follower_count": post.author.follower_count,
-        "engagement.likes": post.engagement.likes,
-        "engagement.shares": post.engagement.shares,
-        "engagement.replies": post.engagement.replies,
-    }
-    for name, value in counts.items():
-        if value < 0:
-            raise InvalidArgument(f"{field}.{name}", "must not be negative")
+    if not visible(post.text):
+        raise InvalidArgument(f"{field}.text", "must not be empty")
     check_fields(post, field)
 
 
-def _require_range(value: float, low: float, high: float, field: str) -> None:
-    if not math.isfinite(value) or not low <= value <= high:
-        raise InvalidArgument(field, f"must be between {low:g} and {high:g}")
+def visible(text: str) -> bool:
+    """True when the text has a character that shows: not a space, a control or format character
+    (zero-width spaces and joiners, byte order marks, bidi marks) nor a blank filler letter."""
+    return any(
+        not char.isspace() and char not in _BLANK_LETTERS and unicodedata.category(char) not in ("Cc", "Cf")
+        for char in text
+    )
 
 
 def _redact_beside_text(post: post_pb2.Post) -> int:
@@ -110,9 +100,9 @@ def normalize_post(post: post_pb2.Post, settings: Settings) -> post_pb2.Post:
     normalized.text = normalize_whitespace(text)[: settings.max_text_chars]
     normalized.near_duplicate = False
     normalize_fields(normalized)
-    if normalized.language:
-        normalized.language = re.split(r"[-_]", normalized.language.strip().lower())[0]
-        normalized.language_confidence = 1.0
-    else:
+    primary = re.split(r"[-_]", post.language.strip())[0].lower()
+    if _PRIMARY_SUBTAG.fullmatch(primary):
+        normalized.language, normalized.language_confidence = primary, 1.0
+    else:  # none sent, or something that is no language tag
         normalized.language, normalized.language_confidence = detect_language(normalized.text)
     return normalized

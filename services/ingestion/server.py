@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import grpc
+from grpc_health.v1 import health_pb2
 
 from civic.listening.v1 import ingestion_pb2, ingestion_pb2_grpc
 from services.common.errors import InvalidArgument, Unavailable
 from services.common.grpc_server import GrpcServer, rpc_errors
 from services.common.settings import Settings
 from services.common.validation import require_tenant
+from services.ingestion.dead_letters import list_failed, replay_failed
+from services.ingestion.forwarder import Forwarder
 from services.ingestion.service import Ingestion
 from services.ingestion.sources import ACTIVE, PAUSED, SourceStore
 
 SERVICE_NAME = ingestion_pb2.DESCRIPTOR.services_by_name["IngestionService"].full_name
+FORWARDER_HEALTH = f"{SERVICE_NAME}/forwarder"
 
 
 def _require_id(source_id: str) -> str:
@@ -89,6 +93,31 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
     ) -> ingestion_pb2.GetSourceStatusResponse:
         source = self.sources.get(require_tenant(request.tenant), _require_id(request.id))
         return ingestion_pb2.GetSourceStatusResponse(source=source)
+
+
+    @rpc_errors
+    def ListFailedPosts(
+        self, request: ingestion_pb2.ListFailedPostsRequest, context: grpc.ServicerContext
+    ) -> ingestion_pb2.ListFailedPostsResponse:
+        return list_failed(self.ingestion.spool, request)
+
+    @rpc_errors
+    def ReplayFailedPosts(
+        self, request: ingestion_pb2.ReplayFailedPostsRequest, context: grpc.ServicerContext
+    ) -> ingestion_pb2.ReplayFailedPostsResponse:
+        return replay_failed(self.ingestion.spool, request)
+
+
+def report_forwarder_health(server: GrpcServer, forwarder: Forwarder) -> None:
+    """The forwarder's own health entry, NOT_SERVING while it is stalled; the server's overall
+    health stays SERVING (ingestion still accepts posts, durably), so probes do not restart it."""
+    status = health_pb2.HealthCheckResponse
+
+    def follow(stalled: bool) -> None:
+        server.health.set(FORWARDER_HEALTH, status.NOT_SERVING if stalled else status.SERVING)
+
+    follow(forwarder.stalled_since() is not None)
+    forwarder.on_stall(follow)
 
 
 def build_server(

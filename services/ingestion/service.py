@@ -16,11 +16,12 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from civic.listening.v1 import ingestion_pb2, post_pb2
 from services.common import telemetry
 from services.common.errors import InvalidArgument
+from services.common.post_validation import MAX_CHARS
 from services.common.settings import Settings
 from services.common.telemetry import tracer
 from services.common.validation import TENANT_PATTERN, require_channel, require_tenant
 from services.ingestion.near_duplicates import NearDuplicateIndex, Seen, mark_batch, signature
-from services.ingestion.normalize import MAX_ID_CHARS, normalize_post, validate_post
+from services.ingestion.normalize import normalize_post, validate_post
 from services.ingestion.spool import Spool, SpoolEntry
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ def author_key(post: post_pb2.Post) -> str:
 
 
 class Ingestion:
-    """Accepts batches of posts into a spool; `last_error` reports the forwarder's state."""
+    """Accepts batches of posts into a spool; `last_error` and `stalled_since` report the forwarder's
+    state."""
 
     def __init__(
         self,
@@ -50,10 +52,12 @@ class Ingestion:
         spool: Spool,
         last_error: Callable[[], str] = lambda: "",
         near_duplicates: NearDuplicateIndex | None = None,
+        stalled_since: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.spool = spool
         self.last_error = last_error
+        self.stalled_since = stalled_since
         self.near_duplicates = near_duplicates or NearDuplicateIndex()
         self.near_duplicates.add_all(
             Seen(r.tenant, r.author, r.signature)
@@ -108,7 +112,7 @@ class Ingestion:
     ) -> None:
         # A rejected post counts for its tenant when that names one at all (it may be what was wrong).
         rejected = Counter(
-            post.tenant if TENANT_PATTERN.match(post.tenant) else ""
+            post.tenant if TENANT_PATTERN.fullmatch(post.tenant) else ""
             for post, result in zip(posts, results, strict=True) if result.outcome == REJECTED
         )
         remembered = [
@@ -146,8 +150,8 @@ class Ingestion:
             raise InvalidArgument("posts", f"must name 1 to {self.settings.max_batch_posts} posts, got {len(posts)}")
         for i, ref in enumerate(posts):
             require_channel(ref.channel, f"posts[{i}].channel")
-            if not 1 <= len(ref.id) <= MAX_ID_CHARS:
-                raise InvalidArgument(f"posts[{i}].id", f"must be 1 to {MAX_ID_CHARS} characters")
+            if not 1 <= len(ref.id) <= MAX_CHARS["id"]:
+                raise InvalidArgument(f"posts[{i}].id", f"must be 1 to {MAX_CHARS['id']} characters")
         deleted = self.spool.delete(tenant, [(ref.channel, ref.id) for ref in posts])
         if deleted:
             log.info("tenant %s: %d posts deleted by their authors", tenant, deleted)
@@ -159,7 +163,7 @@ class Ingestion:
         if tenant:
             require_tenant(tenant)
         counts = self.spool.stats(tenant)
-        return ingestion_pb2.GetIngestionStatsResponse(
+        response = ingestion_pb2.GetIngestionStatsResponse(
             accepted=counts.accepted,
             forwarded=counts.forwarded,
             failed=counts.failed,
@@ -171,3 +175,7 @@ class Ingestion:
             deleted=counts.deleted,
             deletions_pending=counts.deletions_pending,
         )
+        stalled_since = self.stalled_since()
+        if stalled_since is not None:
+            response.stalled_since.FromNanoseconds(int(stalled_since * 1e9))
+        return response

@@ -25,6 +25,11 @@ from services.ingestion.connectors.base import SourceConfig
 
 DEFAULT_INTERVAL_S = 300
 MAX_NAME_CHARS = 100
+MAX_URL_CHARS = 2048
+MAX_SECRET_CHARS = 4096
+MAX_PARAMS = 20
+MAX_PARAM_NAME_CHARS = 64
+MAX_PARAM_CHARS = 1000
 ACTIVE, PAUSED = "active", "paused"
 _STATES = {ACTIVE: ingestion_pb2.SOURCE_STATE_ACTIVE, PAUSED: ingestion_pb2.SOURCE_STATE_PAUSED}
 _URL_SCHEMES = {"http", "https", "ws", "wss"}
@@ -80,6 +85,15 @@ def validate_spec(spec: ingestion_pb2.SourceSpec) -> None:
         raise InvalidArgument("spec.name", f"must be 1 to {MAX_NAME_CHARS} characters")
     if spec.kind not in KINDS:
         raise InvalidArgument("spec.kind", f"must be one of {', '.join(KINDS)}, got {spec.kind!r}")
+    if len(spec.url) > MAX_URL_CHARS:
+        raise InvalidArgument("spec.url", f"must be at most {MAX_URL_CHARS:,} characters")
+    if len(spec.secret) > MAX_SECRET_CHARS:
+        raise InvalidArgument("spec.secret", f"must be at most {MAX_SECRET_CHARS:,} characters")
+    if len(spec.params) > MAX_PARAMS or any(
+        len(name) > MAX_PARAM_NAME_CHARS or len(value) > MAX_PARAM_CHARS for name, value in spec.params.items()
+    ):
+        raise InvalidArgument("spec.params", f"at most {MAX_PARAMS} options, names of at most {MAX_PARAM_NAME_CHARS} "
+                                             f"characters, values of at most {MAX_PARAM_CHARS:,}")
     if spec.kind == WEBHOOK:
         if not spec.secret:
             raise InvalidArgument("spec.secret", "a webhook source needs its HMAC signing secret")

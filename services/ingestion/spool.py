@@ -72,6 +72,18 @@ class Deletion:
 
 
 @dataclass(frozen=True)
+class FailedPost:
+    """A dead letter: a post the forwarder gave up on, with the reason and when (epoch seconds)."""
+
+    seq: int
+    tenant: str
+    channel: str
+    post_id: str
+    reason: str
+    failed_at: float
+
+
+@dataclass(frozen=True)
 class RememberedSignature:
     """What near-duplicate marking needs to rebuild its memory after a restart."""
 
@@ -92,11 +104,18 @@ class Spool(Protocol):
         Raises SpoolFull, storing nothing, when the pending posts reached the capacity.
         """
 
-    def next_batch(self, limit: int) -> list[SpooledPost]:
-        """The oldest pending posts, in acceptance order."""
+    def next_batch(self, limit: int, after: int = 0) -> list[SpooledPost]:
+        """The oldest pending posts (accepted after the post numbered `after`), in acceptance order."""
 
     def mark_forwarded(self, forwarded: Sequence[int], failed: Mapping[int, str] | None = None) -> None:
         """Ends the posts' journey: forwarded, or refused downstream (seq -> reason)."""
+
+    def failed_posts(self, tenant: str, post_ids: Sequence[str] = (), limit: int = 20) -> tuple[int, list[FailedPost]]:
+        """How many of the tenant's posts failed (of these ids, when given), and the latest failures."""
+
+    def requeue(self, tenant: str, post_ids: Sequence[str] = (), limit: int = 5000) -> int:
+        """Puts the tenant's oldest failed posts (of these ids, when given) back in the queue, at their
+        place in acceptance order; returns how many."""
 
     def recent_signatures(self, limit: int) -> list[RememberedSignature]:
         """Signatures of the most recently accepted posts, oldest first."""
@@ -140,6 +159,7 @@ CREATE TABLE IF NOT EXISTS posts (
 );
 CREATE INDEX IF NOT EXISTS posts_pending ON posts (seq) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS posts_forwarded ON posts (finished_at) WHERE status = 'forwarded';
+CREATE INDEX IF NOT EXISTS posts_failed ON posts (tenant, seq) WHERE status = 'failed';
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters (name, value) VALUES
     ('accepted', 0), ('forwarded', 0), ('failed', 0), ('rejected', 0), ('duplicates', 0);
@@ -248,12 +268,13 @@ class SqliteSpool:
                 raise
         return stored
 
-    def next_batch(self, limit: int) -> list[SpooledPost]:
+    def next_batch(self, limit: int, after: int = 0) -> list[SpooledPost]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT seq, payload, trace_context FROM posts WHERE status = 'pending' AND deleted_at IS NULL"
+                " AND seq > ?"
                 " ORDER BY seq LIMIT ?",
-                (limit,),
+                (after, limit),
             ).fetchall()
         return [SpooledPost(seq, bytes(payload), trace) for seq, payload, trace in rows]
 
@@ -294,6 +315,39 @@ class SqliteSpool:
             )))
         return tenants
 
+    @staticmethod
+    def _failed_where(tenant: str, post_ids: Sequence[str]) -> tuple[str, list[str]]:
+        ids = f" AND post_id IN ({','.join('?' * len(post_ids))})" if post_ids else ""
+        return f"status = 'failed' AND deleted_at IS NULL AND tenant = ?{ids}", [tenant, *post_ids]
+
+    def failed_posts(self, tenant: str, post_ids: Sequence[str] = (), limit: int = 20) -> tuple[int, list[FailedPost]]:
+        where, parameters = self._failed_where(tenant, post_ids)
+        with self._lock:
+            (total,) = self._db.execute(f"SELECT COUNT(*) FROM posts WHERE {where}", parameters).fetchone()
+            rows = self._db.execute(
+                f"SELECT seq, tenant, channel, post_id, error, finished_at FROM posts WHERE {where}"
+                " ORDER BY finished_at DESC, seq DESC LIMIT ?",
+                [*parameters, limit],
+            ).fetchall()
+        return int(total), [FailedPost(*row) for row in rows]
+
+    def requeue(self, tenant: str, post_ids: Sequence[str] = (), limit: int = 5000) -> int:
+        where, parameters = self._failed_where(tenant, post_ids)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                moved = self._db.execute(
+                    "UPDATE posts SET status = 'pending', error = '', finished_at = NULL WHERE seq IN"
+                    f" (SELECT seq FROM posts WHERE {where} ORDER BY seq LIMIT ?)",
+                    [*parameters, limit],
+                ).rowcount
+                self._bump("failed", {tenant: -moved})
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return int(moved)
+
     def recent_signatures(self, limit: int) -> list[RememberedSignature]:
         with self._lock:
             rows = self._db.execute(
@@ -308,7 +362,7 @@ class SqliteSpool:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                tombstoned = withdrawn = 0
+                tombstoned = withdrawn = dead_letters = 0
                 for channel, post_id in dict.fromkeys(posts):
                     row = self._db.execute(
                         "SELECT seq, status FROM posts WHERE tenant = ? AND channel = ? AND post_id = ?"
@@ -322,9 +376,12 @@ class SqliteSpool:
                     self._db.execute("INSERT INTO deletions (tenant, channel, post_id, requested_at)"
                                      " VALUES (?, ?, ?, ?)", (tenant, channel, post_id, now))
                     tombstoned += 1
-                    withdrawn += row[1] == "pending"
+                    withdrawn += row[1] in ("pending", "failed")
+                    dead_letters += row[1] == "failed"
                 self._bump("deleted", {tenant: tombstoned})
+                # Never forwarded, now never to be: neither pending nor a dead letter to replay.
                 self._bump("withdrawn", {tenant: withdrawn})
+                self._bump("failed", {tenant: -dead_letters})
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

@@ -26,7 +26,8 @@ def main() -> None:
     inference = InferenceEmbedder(settings)
     topics = start_topics(settings, es, inference)
     indexer = Indexer(es, settings.index_prefix, refresh=settings.es_refresh_on_index,
-                      policy=BulkPolicy.from_settings(settings), lifecycle=conditions, tagger=topics.tagger)
+                      policy=BulkPolicy.from_settings(settings), lifecycle=conditions, tagger=topics.tagger,
+                      max_text_chars=settings.max_text_chars)
     rollovers = None
     if settings.rollover_check_interval_s > 0:
         rollovers = RolloverLoop(es, settings.index_prefix, conditions, settings.rollover_check_interval_s).start()

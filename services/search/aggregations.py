@@ -25,6 +25,11 @@ MIN_TERM_CHARS = 3
 MAX_HISTOGRAM_BUCKETS = 1000
 UNIQUE_AUTHORS = {"cardinality": {"field": "author.id", "precision_threshold": 3000}}
 MISSING_IS_EMPTY: dict[str, Any] = {"ignore_unavailable": True, "allow_no_indices": True}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MONDAY = datetime(1970, 1, 5, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+# Documents indexed before counts were bounded may hold more than an int64 takes as a double.
+_MAX_INT64 = 2**63 - 1
 
 INTERVALS: dict[int, tuple[str, str, timedelta]] = {
     search_pb2.TIME_INTERVAL_HOUR: ("fixed_interval", "1h", timedelta(hours=1)),
@@ -79,7 +84,7 @@ def aggregate(es: Elasticsearch, alias: str, request: search_pb2.AggregateReques
         item = search_pb2.AggregateBucket(key=key, count=bucket["doc_count"],
                                           share=bucket["doc_count"] / total if total else 0.0)
         if "reach" in bucket:
-            item.reach = int(bucket["reach"]["value"] or 0)
+            item.reach = min(int(bucket["reach"]["value"] or 0), _MAX_INT64)
             hits = bucket["name"]["hits"]["hits"]
             item.label = hits[0]["_source"].get("author", {}).get("name", "") if hits else ""
         if "score" in bucket:
@@ -118,16 +123,32 @@ def _top_terms(es: Elasticsearch, alias: str, query: dict[str, Any], size: int) 
     )
 
 
+def interval_start(moment: datetime, step: timedelta) -> datetime:
+    """Start of the histogram interval holding moment, aligned as Elasticsearch aligns them in UTC:
+    hours and days from the epoch, weeks from a Monday."""
+    origin = _MONDAY if step == timedelta(weeks=1) else _EPOCH
+    return origin + (moment - origin) // step * step
+
+
+def _milliseconds(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
 def _bounds(
     filters: search_pb2.SearchFilters, step: timedelta, oldest: datetime, newest: datetime
 ) -> tuple[datetime, datetime]:
-    """The histogram's range: the filter's ends where given, else the matching posts' own span,
-    at most MAX_HISTOGRAM_BUCKETS intervals back from the end."""
-    upper = filters.created_to.ToDatetime(UTC) if filters.HasField("created_to") else newest + step
+    """The histogram's range: the filter's ends where given, else the matching posts' own span; at
+    most MAX_HISTOGRAM_BUCKETS intervals, counted as aligned (a range of 1,000 days from noon to noon
+    touches 1,001 days)."""
+    if filters.HasField("created_to"):
+        upper = filters.created_to.ToDatetime(UTC)
+    else:
+        upper = interval_start(newest, step) + step
+    earliest = interval_start(upper - _MILLISECOND, step) - step * (MAX_HISTOGRAM_BUCKETS - 1)
     if not filters.HasField("created_from"):
-        return max(oldest, upper - step * MAX_HISTOGRAM_BUCKETS), upper
+        return max(oldest, earliest), upper
     lower = filters.created_from.ToDatetime(UTC)
-    if (upper - lower) / step > MAX_HISTOGRAM_BUCKETS:
+    if interval_start(lower, step) < earliest:
         raise InvalidArgument("filters.created_from", f"the range holds more than {MAX_HISTOGRAM_BUCKETS} "
                                                       "intervals; narrow it or choose a longer interval")
     return lower, upper
@@ -150,10 +171,13 @@ def volume_over_time(
         return search_pb2.VolumeOverTimeResponse()
     oldest, newest = (datetime.fromtimestamp(found[end]["value"] / 1000, UTC) for end in ("oldest", "newest"))
     lower, upper = _bounds(request.filters, step, oldest, newest)
-    limits = {"min": int(lower.timestamp() * 1000), "max": int(upper.timestamp() * 1000) - 1}
-    histogram: dict[str, Any] = {"field": "created_at", kind: length, "min_doc_count": 0, "hard_bounds": limits}
+    first, last = interval_start(lower, step), interval_start(upper - _MILLISECOND, step)
+    # Elasticsearch rounds hard bounds down to an interval start and keeps the intervals before the
+    # rounded max: the max is the end of the last interval, else that interval's posts go uncounted.
+    histogram: dict[str, Any] = {"field": "created_at", kind: length, "min_doc_count": 0,
+                                 "hard_bounds": {"min": _milliseconds(first), "max": _milliseconds(last + step)}}
     if request.filters.HasField("created_from") or request.filters.HasField("created_to"):
-        histogram["extended_bounds"] = limits
+        histogram["extended_bounds"] = {"min": _milliseconds(first), "max": _milliseconds(last)}
     reply = es.search(index=alias, query=query, size=0, track_total_hits=True, **MISSING_IS_EMPTY, aggs={
         "volume": {"date_histogram": histogram, "aggs": {
             "sentiment": {"terms": {"field": "sentiment", "size": 3}},

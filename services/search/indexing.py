@@ -17,7 +17,7 @@ from elasticsearch import Elasticsearch
 from civic.listening.v1 import post_pb2, search_pb2
 from services.common import telemetry
 from services.common.errors import InvalidArgument
-from services.common.validation import require_channel, require_tenant
+from services.common.post_validation import MAX_TEXT_CHARS, check_post
 from services.search import deadletter
 from services.search.bulk_writer import BulkPolicy, BulkWriter, ItemResult
 from services.search.client import elasticsearch_errors
@@ -40,16 +40,15 @@ class IndexOutcome:
     tagged: list[search_pb2.PostTopics] = field(default_factory=list)
 
 
-def validate_posts(posts: Sequence[post_pb2.EnrichedPost]) -> None:
+def validate_posts(posts: Sequence[post_pb2.EnrichedPost], max_text_chars: int = MAX_TEXT_CHARS) -> None:
+    """The same checks as ingestion's (services/common/post_validation.py): a post it accepted is
+    never refused here."""
     if not posts:
         raise InvalidArgument("posts", "must contain at least one post")
     if len(posts) > MAX_POSTS_PER_CALL:
         raise InvalidArgument("posts", f"at most {MAX_POSTS_PER_CALL} posts per call, got {len(posts)}")
     for position, enriched in enumerate(posts):
-        require_tenant(enriched.post.tenant, f"posts[{position}].post.tenant")
-        require_channel(enriched.post.channel, f"posts[{position}].post.channel")
-        if not enriched.post.id:
-            raise InvalidArgument(f"posts[{position}].post.id", "must not be empty")
+        check_post(enriched.post, f"posts[{position}].post", max_text_chars)
 
 
 class Indexer:
@@ -58,12 +57,13 @@ class Indexer:
     def __init__(
         self, es: Elasticsearch, index_prefix: str, refresh: bool, *,
         deadletter_prefix: str = deadletter.DEFAULT_PREFIX, policy: BulkPolicy | None = None,
-        lifecycle: Conditions | None = None, tagger: Tagger | None = None,
+        lifecycle: Conditions | None = None, tagger: Tagger | None = None, max_text_chars: int = MAX_TEXT_CHARS,
     ) -> None:
         """tagger: tags each post with its tenant's topics before it is written; without one, posts keep
         the relevance they came with."""
         self.es = es
         self.tagger = tagger
+        self.max_text_chars = max_text_chars
         self.prefix = index_prefix
         self.writer = BulkWriter(es, policy or BulkPolicy(), refresh, deadletter_prefix)
         # With conditions given and a cluster that has ILM, each tenant's indices get the ILM policy.
@@ -89,7 +89,7 @@ class Indexer:
         return bool(self._ilm)
 
     def index(self, posts: Sequence[post_pb2.EnrichedPost]) -> IndexOutcome:
-        validate_posts(posts)
+        validate_posts(posts, self.max_text_chars)
         # The bulk request that carries these posts runs in a span continuing (or linked to) this one.
         with telemetry.tracer(__name__).start_as_current_span("index_posts") as span:
             telemetry.describe_batch(span, [p.post for p in posts])

@@ -10,13 +10,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from civic.listening.v1 import search_pb2
 from services.common.boolean_query import MatchAll, parse
 from services.common.errors import InvalidArgument
+from services.common.post_validation import EARLIEST_FILTER, LATEST_TIME, check_time
 from services.search.documents import EMOTION_NAMES, SENTIMENT_NAMES
 from services.search.mapping import TEXT_FIELDS
 from services.search.query_language import to_elasticsearch
@@ -25,8 +27,10 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 DEFAULT_BUCKETS = 10
 MAX_BUCKETS = 100
+# Values of each list of SearchFilters, and characters of each value (far above any name in use).
 MAX_FILTER_VALUES = 100
-MAX_REF_CHARS = 256
+MAX_FILTER_VALUE_CHARS = 256
+T = TypeVar("T")
 CAP_SEVERITIES = ("extreme", "severe", "moderate", "minor", "unknown")
 
 AGGREGATE_FIELDS = {
@@ -46,27 +50,35 @@ def text_query(query: str) -> dict[str, Any] | None:
 
 
 def _time(value: Timestamp, field: str) -> str:
-    try:
-        return value.ToJsonString()
-    except ValueError as exc:  # seconds or nanos outside the Timestamp range
-        raise InvalidArgument(field, f"is not a valid time: {exc}") from None
+    check_time(value, field, EARLIEST_FILTER, LATEST_TIME)
+    return value.ToJsonString()
+
+
+def _values(values: Sequence[T], field: str) -> list[T]:
+    """A filter's list, bounded: Elasticsearch would refuse a huge one as a whole query, naming no field."""
+    if len(values) > MAX_FILTER_VALUES:
+        raise InvalidArgument(field, f"at most {MAX_FILTER_VALUES} values, got {len(values):,}")
+    for position, value in enumerate(values):
+        if isinstance(value, str) and len(value) > MAX_FILTER_VALUE_CHARS:
+            raise InvalidArgument(f"{field}[{position}]", f"must be at most {MAX_FILTER_VALUE_CHARS} characters")
+    return list(values)
 
 
 def filter_clauses(tenant: str, filters: search_pb2.SearchFilters) -> list[dict[str, Any]]:
     clauses: list[dict[str, Any]] = [{"term": {"tenant": tenant}}]
     if filters.channels:
-        clauses.append({"terms": {"channel": list(filters.channels)}})
+        clauses.append({"terms": {"channel": _values(filters.channels, "filters.channels")}})
     if filters.languages:
-        clauses.append({"terms": {"language": list(filters.languages)}})
+        clauses.append({"terms": {"language": _values(filters.languages, "filters.languages")}})
     if filters.sentiments:
-        unknown = [label for label in filters.sentiments if label not in SENTIMENT_NAMES]
+        unknown = [label for label in _values(filters.sentiments, "filters.sentiments") if label not in SENTIMENT_NAMES]
         if unknown:
             raise InvalidArgument("filters.sentiments", "must be NEGATIVE, NEUTRAL or POSITIVE, not UNSPECIFIED")
         clauses.append({"terms": {"sentiment": [SENTIMENT_NAMES[label] for label in filters.sentiments]}})
     if filters.topics:
-        clauses.append({"terms": {"topics": list(filters.topics)}})
+        clauses.append({"terms": {"topics": _values(filters.topics, "filters.topics")}})
     if filters.emotions:
-        if any(emotion not in EMOTION_NAMES for emotion in filters.emotions):
+        if any(emotion not in EMOTION_NAMES for emotion in _values(filters.emotions, "filters.emotions")):
             raise InvalidArgument("filters.emotions", "must be ANGER, JOY, OPTIMISM or SADNESS, not UNSPECIFIED")
         clauses.append({"terms": {"emotion": [EMOTION_NAMES[emotion] for emotion in filters.emotions]}})
     if filters.offensive_only:
@@ -92,27 +104,25 @@ def channel_filters(filters: search_pb2.SearchFilters) -> list[dict[str, Any]]:
     """The filters on what channels say beyond the text: hashtags, sensitive marks, a conversation,
     CAP severities and Open311 states."""
     clauses: list[dict[str, Any]] = []
-    for name, values in (("hashtags", filters.hashtags), ("alert_severities", filters.alert_severities),
-                         ("service_statuses", filters.service_statuses)):
-        if len(values) > MAX_FILTER_VALUES:
-            raise InvalidArgument(f"filters.{name}", f"at most {MAX_FILTER_VALUES} values, got {len(values)}")
     if filters.hashtags:
-        clauses.append({"terms": {"hashtags": [tag.lstrip("#").lower() for tag in filters.hashtags]}})
+        tags = _values(filters.hashtags, "filters.hashtags")
+        clauses.append({"terms": {"hashtags": [tag.lstrip("#").lower() for tag in tags]}})
     if filters.exclude_sensitive:
         marked = [{"term": {"sensitive": True}}, {"exists": {"field": "content_warning"}}]
         clauses.append({"bool": {"must_not": marked}})
-    if len(filters.conversation_id) > MAX_REF_CHARS:
-        raise InvalidArgument("filters.conversation_id", f"must be at most {MAX_REF_CHARS} characters")
+    if len(filters.conversation_id) > MAX_FILTER_VALUE_CHARS:
+        raise InvalidArgument("filters.conversation_id", f"must be at most {MAX_FILTER_VALUE_CHARS} characters")
     if filters.conversation_id:
         clauses.append({"term": {"conversation_id": filters.conversation_id}})
     if filters.alert_severities:
-        unknown = sorted(set(filters.alert_severities) - set(CAP_SEVERITIES))
+        unknown = sorted(set(_values(filters.alert_severities, "filters.alert_severities")) - set(CAP_SEVERITIES))
         if unknown:
             allowed = ", ".join(CAP_SEVERITIES)
             raise InvalidArgument("filters.alert_severities", f"must be among {allowed}, got {unknown}")
         clauses.append({"terms": {"official_alert.severity": list(filters.alert_severities)}})
     if filters.service_statuses:
-        clauses.append({"terms": {"service_request.status": [s.lower() for s in filters.service_statuses]}})
+        statuses = _values(filters.service_statuses, "filters.service_statuses")
+        clauses.append({"terms": {"service_request.status": [status.lower() for status in statuses]}})
     return clauses
 
 

@@ -50,7 +50,8 @@ def semantic_search(
             read_document(hit["_source"], response.hits.add(score=hit["_score"]).post)
         return response
     matched = es.search(index=alias, query=bool_query(request.tenant, request.query, request.filters), size=k,
-                        highlight={"fields": {"text": {}, "text_*": {}}}, **search_options)["hits"]["hits"]
+                        highlight={"encoder": "html", "fields": {"text": {}, "text_*": {}}},
+                        **search_options)["hits"]["hits"]
     for hit, score in fuse([nearest, matched])[:k]:
         fragments = list(dict.fromkeys(f for field in hit.get("highlight", {}).values() for f in field))
         read_document(hit["_source"], response.hits.add(score=score, highlights=fragments).post)

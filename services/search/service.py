@@ -33,8 +33,10 @@ def search_body(request: search_pb2.SearchRequest) -> dict[str, Any]:
         "sort": sort_clause(request.sort),
         "size": page_size(request.page_size),
         "search_after": decode_page_token(request.page_token, request.sort),
+        # The html encoder escapes the post's own markup before the tags go in: a literal "<em>"
+        # in a post comes back as "&lt;em&gt;", never as a highlight.
         "highlight": {
-            "pre_tags": ["<em>"], "post_tags": ["</em>"],
+            "pre_tags": ["<em>"], "post_tags": ["</em>"], "encoder": "html",
             "fields": {field: {"number_of_fragments": 3, "fragment_size": 150} for field in TEXT_FIELDS},
         },
         "track_total_hits": True,

@@ -5,7 +5,7 @@ differs from one topic vector to the next, so a raw cosine means nothing. Each c
 a z-score against the cosines that ordinary tweets (the UMSAB training tweets) have with the same
 vector. Those tweets are summarized by their mean embedding and the leading principal components
 of their covariance, so the background of any new topic vector follows from the vector alone, with
-no tweets at run time. Fitted by inference/train_sentiment.py (artifacts/background.json).
+no tweets at run time. Fitted by inference/training/sentiment.py (artifacts/background.json).
 """
 
 from __future__ import annotations

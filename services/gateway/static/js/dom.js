@@ -27,7 +27,15 @@ export function state(kind, text) {
 
 export function loading(what) { return state("loading", `Loading ${what}…`); }
 
-// Highlight fragments come with the matched words in <em>…</em>: only those become <mark>.
+// What the search service's highlighter escapes in a post's own text (Lucene's HTML encoder).
+const ENTITIES = { "&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": "\"", "&#x27;": "'", "&#x2F;": "/" };
+
+function unescaped(text) {
+  return text.replace(/&(?:amp|lt|gt|quot|#x27|#x2F);/g, (entity) => ENTITIES[entity]);
+}
+
+// Highlight fragments come HTML-escaped with the matched words in <em>…</em>: only those tags
+// become <mark>; a literal "<em>" written in a post arrives as "&lt;em&gt;" and stays text.
 export function highlighted(fragment) {
   const parts = fragment.split(/(<em>|<\/em>)/);
   const nodes = [];
@@ -35,7 +43,7 @@ export function highlighted(fragment) {
   for (const part of parts) {
     if (part === "<em>") inside = true;
     else if (part === "</em>") inside = false;
-    else if (part) nodes.push(inside ? h("mark", {}, part) : document.createTextNode(part));
+    else if (part) nodes.push(inside ? h("mark", {}, unescaped(part)) : document.createTextNode(unescaped(part)));
   }
   return nodes;
 }

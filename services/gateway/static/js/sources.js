@@ -1,8 +1,9 @@
-// Sources: the channel connectors that feed the agency's posts, and how each is doing.
+// Sources: the channel connectors that feed the agency's posts, how each is doing, and the posts
+// that were accepted but failed further down (dead letters, replayable with `civic failed replay`).
 
 import { api } from "./api.js";
 import { announce, h, loading, state } from "./dom.js";
-import { fmtAgo, fmtNumber } from "./format.js";
+import { fmtAgo, fmtDateTime, fmtNumber, plural } from "./format.js";
 
 function row(source, refresh, show) {
   const paused = source.state === "paused";
@@ -28,10 +29,30 @@ function row(source, refresh, show) {
       } }, paused ? "Resume" : "Pause")));
 }
 
+async function renderFailed(panel) {
+  let found;
+  try { found = await api("/api/failed-posts?limit=20"); } catch (error) { panel.replaceChildren(state("error", error.message)); return; }
+  const heading = h("h2", {}, "Posts that failed downstream");
+  if (!found.total) {
+    panel.replaceChildren(heading, state("empty", "None: every accepted post was enriched, indexed and evaluated, or is on its way."));
+    return;
+  }
+  panel.replaceChildren(heading,
+    h("p", { class: "help" }, `${plural(found.total, "post was", "posts were")} accepted but given up on further down; `,
+      "once the cause is fixed, `civic failed replay` sends them again."),
+    h("table", {}, h("caption", { class: "sr-only" }, "Posts that failed downstream, latest first"),
+      h("thead", {}, h("tr", {}, ["Failed", "Channel", "Post", "Reason"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, found.posts.map((post) => h("tr", { dataset: { postId: post.post_id } },
+        h("td", {}, fmtDateTime(post.failed_at)), h("td", {}, post.channel), h("td", {}, post.post_id),
+        h("td", {}, post.reason))))));
+}
+
 export async function render(main) {
   const message = h("div", {});
   const body = h("section", { class: "panel", "aria-label": "Sources" }, loading("the sources"));
-  main.append(message, body);
+  const failed = h("section", { class: "panel", "aria-label": "Posts that failed downstream" }, loading("the failed posts"));
+  main.append(message, body, failed);
+  renderFailed(failed);
   const show = (text) => message.replaceChildren(state("error", text));
   async function refresh() {
     let sources;

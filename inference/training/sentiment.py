@@ -1,7 +1,7 @@
 """Trains the shipped sentiment head (inference/artifacts/) and fits the relevance background
 (services/common/relevance/artifacts/).
 
-    python -m inference.train_sentiment [--seed 0] [--data-dir ...] [--cache-dir ...]
+    python -m inference.training.sentiment [--seed 0] [--data-dir ...] [--cache-dir ...]
 
 The encoder stays frozen: the head is a multinomial logistic regression over the same normalized
 "passage: " embedding that Enrich computes, trained on the UMSAB train splits of all 8 languages
@@ -14,120 +14,23 @@ checksums, so a shipped weight can be traced to how it was made.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from tokenizers import Tokenizer
-from transformers import BertModel
 
-from inference.encoder import ENCODER_VERSION, load_encoder, mean_pooled
+from inference.encoder import ENCODER_VERSION
 from inference.model import LABELS, PASSAGE_PREFIX
 from inference.shipped import ARTIFACTS_DIR
+from inference.training.data import DEFAULT_DATA_DIR, LANGUAGES, EmbeddingCache, load_split, read_lines, sha256_file
+from inference.training.heads import fit_logistic
+from inference.training.metrics import macro_f1, macro_recall
 from services.common.relevance.background import BACKGROUND_FILE, BACKGROUND_JSON, Background
 from services.common.settings import Settings
 
-LANGUAGES = ("arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish")
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sentiment"
 L2_GRID = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
-
-
-def read_lines(path: Path) -> list[str]:
-    # UMSAB files have no trailing newline: splitlines counts them right.
-    return path.read_text(encoding="utf-8").splitlines()
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-class EmbeddingCache:
-    """Frozen-encoder embeddings of a list of texts, kept on disk as .npy by digest of the texts."""
-
-    def __init__(self, cache_dir: Path, max_length: int, batch_size: int) -> None:
-        self.directory = cache_dir / "embeddings" / f"{ENCODER_VERSION.replace('@', '-')}-len{max_length}"
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._max_length, self._batch_size = max_length, batch_size
-        self._encoder: tuple[BertModel, Tokenizer] | None = None
-        self._cache_dir = cache_dir
-
-    def embed(self, texts: list[str], prefix: str) -> np.ndarray:
-        digest = hashlib.sha256(("\n".join(prefix + text for text in texts)).encode()).hexdigest()[:16]
-        path = self.directory / f"{digest}.npy"
-        if path.exists():
-            cached: np.ndarray = np.load(path)
-            return cached
-        if self._encoder is None:
-            self._encoder = load_encoder(self._cache_dir)
-        model, tokenizer = self._encoder
-        started = time.monotonic()
-        vectors = mean_pooled(
-            model, tokenizer, [prefix + text for text in texts],
-            max_length=self._max_length, batch_size=self._batch_size,
-        ).numpy()
-        print(f"  embedded {len(texts)} texts in {time.monotonic() - started:.0f}s", flush=True)
-        staging = path.with_suffix(".tmp.npy")
-        np.save(staging, vectors)
-        staging.rename(path)
-        return vectors
-
-
-def confusion(truth: np.ndarray, predicted: np.ndarray, classes: int = len(LABELS)) -> np.ndarray:
-    matrix = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(matrix, (truth, predicted), 1)
-    return matrix
-
-
-def macro_f1(truth: np.ndarray, predicted: np.ndarray, classes: int = len(LABELS)) -> float:
-    matrix = confusion(truth, predicted, classes)
-    hits = np.diag(matrix).astype(float)
-    precision = np.divide(hits, matrix.sum(axis=0), out=np.zeros(classes), where=matrix.sum(axis=0) > 0)
-    recall = np.divide(hits, matrix.sum(axis=1), out=np.zeros(classes), where=matrix.sum(axis=1) > 0)
-    total = precision + recall
-    f1 = np.divide(2 * precision * recall, total, out=np.zeros(classes), where=total > 0)
-    return float(f1.mean())
-
-
-def macro_recall(truth: np.ndarray, predicted: np.ndarray) -> float:
-    matrix = confusion(truth, predicted)
-    return float((np.diag(matrix) / matrix.sum(axis=1).clip(min=1)).mean())
-
-
-def fit_logistic(
-    features: torch.Tensor, labels: torch.Tensor, l2: float, seed: int,
-    classes: int = len(LABELS), class_weights: torch.Tensor | None = None,
-) -> torch.nn.Linear:
-    """Multinomial logistic regression on standardized features, folded back into one linear layer.
-
-    class_weights (one per class, float64) reweight the cross-entropy, e.g. to balance rare classes.
-    """
-    torch.manual_seed(seed)
-    mean, std = features.mean(dim=0), features.std(dim=0).clamp(min=1e-6)
-    standardized = (features - mean) / std
-    head = torch.nn.Linear(features.shape[1], classes, dtype=torch.float64)
-    torch.nn.init.zeros_(head.weight)
-    torch.nn.init.zeros_(head.bias)
-    optimizer = torch.optim.LBFGS(head.parameters(), max_iter=500, tolerance_grad=1e-9,
-                                  tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
-
-    def loss_closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(head(standardized), labels, weight=class_weights)
-        loss = loss + l2 * head.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(loss_closure)  # type: ignore[no-untyped-call]
-    folded = torch.nn.Linear(features.shape[1], classes)
-    with torch.no_grad():
-        weight = head.weight / std
-        folded.weight.copy_(weight)
-        folded.bias.copy_(head.bias - weight @ mean)
-    return folded.float().eval()
 
 
 def predict(head: torch.nn.Linear, features: np.ndarray) -> np.ndarray:
@@ -135,15 +38,6 @@ def predict(head: torch.nn.Linear, features: np.ndarray) -> np.ndarray:
         logits = head(torch.from_numpy(features).float())
     predicted: np.ndarray = logits.argmax(dim=1).numpy()
     return predicted
-
-
-def load_split(data_dir: Path, language: str, split: str) -> tuple[list[str], np.ndarray]:
-    folder = data_dir / "umsab" / language
-    texts = read_lines(folder / f"{split}_text.txt")
-    labels = np.array([int(label) for label in read_lines(folder / f"{split}_labels.txt")])
-    if len(texts) != len(labels):
-        raise ValueError(f"{folder}: {len(texts)} texts but {len(labels)} labels in {split}")
-    return texts, labels
 
 
 def main() -> None:

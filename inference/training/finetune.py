@@ -1,6 +1,6 @@
 """Fine-tunes the shipped sentiment tower (inference/tower.py) on the UMSAB train splits.
 
-    nice -n 10 python -m inference.train_finetune [--seed 0] [--depth 4] [--epochs 4] [--out-dir DIR]
+    nice -n 10 python -m inference.training.finetune [--seed 0] [--depth 4] [--epochs 4] [--out-dir DIR]
 
 The encoder's lower layers stay frozen and are shared with the embedding, so their outputs are
 computed once for every tweet and kept in memory; training then runs only the tower (a copy of the
@@ -22,68 +22,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer
-from transformers import BertModel
 
 from inference.encoder import ENCODER_VERSION, load_encoder, packed_model_path
 from inference.model import LABELS, PASSAGE_PREFIX
 from inference.shipped import ARTIFACTS_DIR
-from inference.tower import SentimentTower, attention_bias, run_layers
-from inference.train_sentiment import (
-    DEFAULT_DATA_DIR,
-    LANGUAGES,
-    load_split,
-    macro_f1,
-    macro_recall,
-    read_lines,
-    sha256_file,
-)
+from inference.tower import SentimentTower, attention_bias
+from inference.training.data import DEFAULT_DATA_DIR, LANGUAGES, load_split, read_lines, sha256_file
+from inference.training.metrics import macro_f1, macro_recall
+from inference.training.states import length_grouped, lower_states, pad
 from services.common.settings import Settings
 
 TOWER_FILE = "sentiment_tower.safetensors"
-
-
-def lower_states(
-    encoder: BertModel, tokenizer: Tokenizer, texts: list[str], depth: int, max_length: int
-) -> list[torch.Tensor]:
-    """Per text, the [tokens, hidden] output of the frozen layers below the tower (fp16 to halve memory)."""
-    tokenizer.enable_truncation(max_length)
-    encodings = tokenizer.encode_batch([PASSAGE_PREFIX + text for text in texts])
-    order = sorted(range(len(texts)), key=lambda index: len(encodings[index].ids))
-    lower = encoder.encoder.layer[: encoder.config.num_hidden_layers - depth]
-    states: list[torch.Tensor] = [torch.empty(0)] * len(texts)
-    with torch.inference_mode():
-        for start in range(0, len(order), 64):
-            batch = order[start : start + 64]
-            ids, mask = pad([torch.tensor(encodings[index].ids) for index in batch])
-            hidden = run_layers(lower, encoder.embeddings(input_ids=ids), attention_bias(mask, torch.float32))
-            for row, index in enumerate(batch):
-                states[index] = hidden[row, : len(encodings[index].ids)].half().clone()
-    return states
-
-
-def pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pads 1-D id rows (pad id 1) or 2-D state rows (zeros); returns the batch and its mask."""
-    width = max(len(row) for row in rows)
-    batch = torch.full((len(rows), width, *rows[0].shape[1:]), 1 if rows[0].dim() == 1 else 0, dtype=rows[0].dtype)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for index, row in enumerate(rows):
-        batch[index, : len(row)] = row
-        mask[index, : len(row)] = 1
-    return batch, mask
-
-
-def length_grouped(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffled batches of similar length: sort within shuffled pools of 50 batches, then shuffle batches."""
-    indices = list(range(len(lengths)))
-    rng.shuffle(indices)
-    pool = batch_size * 50
-    batches = []
-    for start in range(0, len(indices), pool):
-        chunk = sorted(indices[start : start + pool], key=lengths.__getitem__)
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
 
 
 def predict(tower: SentimentTower, states: list[torch.Tensor]) -> np.ndarray:

@@ -1,10 +1,10 @@
 """Trains the shipped tone heads (emotion, offensive language); writes inference/artifacts/tone_heads.*.
 
-    python -m inference.train_tone [--seed 0] [--tower FILE] [--data-dir ...] [--cache-dir ...] [--out-dir ...]
+    python -m inference.training.tone [--seed 0] [--tower FILE] [--data-dir ...] [--cache-dir ...] [--out-dir ...]
 
 The heads read features that the encoder pass of every post already computes (inference/tone.py):
 the shipped sentiment tower's pooled output, the post embedding and the mean of the shared lower
-layers' output. Each head is a logistic regression (inference/train_sentiment.fit_logistic) trained
+layers' output. Each head is a logistic regression (inference/training/heads.fit_logistic) trained
 on the TweetEval train split of its task; the feature set, the L2 strength, the class weighting and,
 for the offensive head, the decision threshold are chosen on the validation split. The threshold is
 folded into the offensive bias, so the served rule stays "offensive at score >= 0.5". Test splits are
@@ -15,7 +15,6 @@ Every figure printed is written to tone_heads.json with the inputs' checksums an
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import time
@@ -24,19 +23,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer
-from transformers import BertModel
 
 from inference.encoder import ENCODER_VERSION, load_encoder, packed_model_path
 from inference.model import SENTIMENT_TOWER_FILE
 from inference.shipped import ARTIFACTS_DIR
-from inference.tone import EMOTIONS, FEATURES, OFFENSIVE_LABELS, ToneHeads
-from inference.tower import SentimentTower, attention_bias, load_tower, masked_mean, run_layers
-from inference.train_finetune import lower_states, pad
-from inference.train_sentiment import DEFAULT_DATA_DIR, fit_logistic, macro_f1, read_lines, sha256_file
+from inference.tone import EMOTIONS, OFFENSIVE_LABELS, ToneHeads
+from inference.tower import load_tower
+from inference.training.data import TONE_DATA_DIR, load_task, sha256_file
+from inference.training.heads import fit_logistic
+from inference.training.metrics import macro_f1
+from inference.training.states import cached_lower_states, pooled_features
 from services.common.settings import Settings
 
-TONE_DATA_DIR = DEFAULT_DATA_DIR.parent / "tone"
 TASKS = {"emotion": EMOTIONS, "offensive": OFFENSIVE_LABELS}
 FEATURE_SETS = (("tower",), ("embedding",), ("tower", "embedding"), ("tower", "embedding", "shared"))
 L2_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
@@ -52,56 +50,6 @@ class Setting:
     weighting: str
     threshold: float  # offensive at probability >= threshold (0.5 for the emotion head, which takes the argmax)
     val_macro_f1: float
-
-
-def load_task(data_dir: Path, task: str, split: str, inputs: dict[str, str]) -> tuple[list[str], np.ndarray]:
-    texts_path, labels_path = data_dir / task / f"{split}_text.txt", data_dir / task / f"{split}_labels.txt"
-    texts, labels = read_lines(texts_path), np.array([int(label) for label in read_lines(labels_path)])
-    if len(texts) != len(labels):
-        raise ValueError(f"{texts_path}: {len(texts)} texts but {len(labels)} labels")
-    inputs[str(texts_path)], inputs[str(labels_path)] = sha256_file(texts_path), sha256_file(labels_path)
-    return texts, labels
-
-
-def cached_lower_states(
-    cache_dir: Path, encoder: BertModel, tokenizer: Tokenizer, texts: list[str], depth: int, max_length: int
-) -> list[torch.Tensor]:
-    """lower_states of the texts, kept on disk by encoder, depth, length and a digest of the texts."""
-    key = "\n".join([ENCODER_VERSION, str(depth), str(max_length), *texts])
-    path = cache_dir / "lower_states" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
-    if path.exists():
-        cached: list[torch.Tensor] = torch.load(path)
-        return cached
-    started = time.monotonic()
-    states = lower_states(encoder, tokenizer, texts, depth, max_length)
-    print(f"  lower-layer states of {len(texts)} tweets in {time.monotonic() - started:.0f}s", flush=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_suffix(".tmp")
-    torch.save(states, staging)
-    staging.rename(path)
-    return states
-
-
-def pooled_features(
-    upper: torch.nn.ModuleList, tower: SentimentTower | None, states: list[torch.Tensor]
-) -> dict[str, np.ndarray]:
-    """The features in tone.FEATURES, computed from the lower layers' output as EnrichmentModel does
-    ("tower" only when a tower is given)."""
-    order = sorted(range(len(states)), key=lambda index: len(states[index]))
-    names = FEATURES if tower is not None else tuple(name for name in FEATURES if name != "tower")
-    features = {name: np.zeros((len(states), states[0].shape[-1]), dtype=np.float32) for name in names}
-    with torch.inference_mode():
-        for start in range(0, len(order), 64):
-            batch = order[start : start + 64]
-            hidden, mask = pad([states[index] for index in batch])
-            hidden = hidden.float()
-            bias = attention_bias(mask, torch.float32)
-            top = masked_mean(run_layers(upper, hidden, bias), mask)
-            features["embedding"][batch] = torch.nn.functional.normalize(top, dim=-1).numpy()
-            if tower is not None:
-                features["tower"][batch] = tower.pooled(hidden, mask, bias).numpy()
-            features["shared"][batch] = masked_mean(hidden, mask).numpy()
-    return features
 
 
 def class_weights(labels: np.ndarray, classes: int, weighting: str) -> torch.Tensor | None:

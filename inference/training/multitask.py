@@ -1,9 +1,9 @@
 """Fine-tunes the sentiment tower on sentiment, emotion and offensive language together (multi-task).
 
-    python -m inference.train_multitask [--seed 0] [--epochs 2] [--out-dir DIR]
+    python -m inference.training.multitask [--seed 0] [--epochs 2] [--out-dir DIR]
 
-Starts from the shipped tower (inference/train_finetune.py) and the shipped tone heads
-(inference/train_tone.py) and trains the tower's layers, its sentiment head and the tone heads at
+Starts from the shipped tower (inference/training/finetune.py) and the shipped tone heads
+(inference/training/tone.py) and trains the tower's layers, its sentiment head and the tone heads at
 once, each batch drawn from one task: UMSAB train (8 languages, a share of it per epoch), TweetEval
 emotion train (all of it) and TweetEval offensive train (a sample per epoch). The frozen features the
 tone heads also read (post embedding, mean of the lower layers' output) are computed once. After
@@ -12,7 +12,7 @@ validation splits. The epoch kept is the one with the best mean of the emotion a
 above the shipped heads' mean, among those whose UMSAB mean macro-F1 and TweetEval recall are not
 more than --sentiment-tolerance below the starting tower's (the sentiment must not pay for tone); if
 no epoch qualifies, no weights are written. With --fresh-heads the tone heads start at zero over the
-tower output alone (refit them afterwards with inference/train_tone.py --tower). Test splits are
+tower output alone (refit them afterwards with inference/training/tone.py --tower). Test splits are
 never read.
 """
 
@@ -33,17 +33,17 @@ from inference.model import LABELS, SENTIMENT_TOWER_FILE
 from inference.shipped import ARTIFACTS_DIR
 from inference.tone import EMOTIONS, TONE_FILE, ToneHeads, load_tone_heads
 from inference.tower import SentimentTower, attention_bias, load_tower
-from inference.train_finetune import length_grouped, pad
-from inference.train_sentiment import (
+from inference.training.data import (
     DEFAULT_DATA_DIR,
     LANGUAGES,
+    TONE_DATA_DIR,
     load_split,
-    macro_f1,
-    macro_recall,
+    load_task,
     read_lines,
     sha256_file,
 )
-from inference.train_tone import TONE_DATA_DIR, cached_lower_states, load_task, pooled_features
+from inference.training.metrics import macro_f1, macro_recall
+from inference.training.states import cached_lower_states, length_grouped, pad, pooled_features
 from services.common.settings import Settings
 
 Split = tuple[list[torch.Tensor], np.ndarray, dict[str, torch.Tensor]]  # states, labels, frozen features
