@@ -13,6 +13,7 @@ import pytest
 from civic.listening.v1 import alerting_pb2, alerting_pb2_grpc, post_pb2
 from services.alerting.conditions import baseline
 from services.alerting.rule_file import load_rules
+from services.alerting.rules import post_document
 from services.alerting.server import build_server
 from services.alerting.service import open_alerting
 from services.common.boolean_query import Document, parse
@@ -34,6 +35,19 @@ def test_query_words_are_case_insensitive_and_hashtags_keep_their_mark() -> None
     assert not parse("#payments").matches(words)  # a hashtag query needs the hashtag
     assert not parse("relief fee").matches(words)
     assert parse("").matches(words)
+
+
+def test_rules_see_what_channels_say_beyond_the_text() -> None:
+    post = post_pb2.Post(id="r1", tenant="t", channel="open311", text="Deep pothole in the bike lane",
+                         hashtags=["potholes"], mentions=["cityhall@gov.example"], categories=["Streets"],
+                         conversation_id="r1", sensitive=False)
+    post.service_request.status, post.service_request.service_code = "open", "POT-01"
+    post.service_request.agency = "Public Works"
+    seen = post_document(post_pb2.EnrichedPost(post=post))
+    assert parse("hashtag:#Potholes AND mention:cityhall@gov.example AND category:streets").matches(seen)
+    assert parse('status:open AND service_code:pot-01 AND agency:"public works" AND sensitive:false').matches(seen)
+    assert parse("conversation:r1 AND NOT severity:severe").matches(seen)
+    assert not parse("sensitive:true OR hashtag:flood").matches(seen)
 
 
 def test_baseline_counts_missing_windows_as_zero_and_is_at_least_one() -> None:

@@ -174,7 +174,7 @@ def error_of(query: str, max_chars: int = 1000) -> str:
 
 def test_unknown_fields_are_named_with_the_allowed_ones() -> None:
     reason = error_of("bus AND secret_field:1")
-    assert reason.startswith("unknown field 'secret_field' at position 9; fields allowed: author, ")
+    assert reason.startswith("unknown field 'secret_field' at position 9; fields allowed: agency, author, ")
     assert all(name in reason for name in FIELDS)
     assert error_of("colour:red").startswith("unknown field 'colour' at position 1; ")
 

@@ -64,3 +64,36 @@ def test_retry_after_as_http_date(channel_server: ChannelServer) -> None:
     channel_server.route(PATH, Reply(429, "", {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}), Reply(200, []))
     assert Open311Connector(5, 1, sleep=waits.append).fetch(source(channel_server.url), {}).posts == []
     assert waits == [0.0]  # a date in the past means "now"
+
+
+def test_zero_zero_is_no_location_and_request_details_are_kept(channel_server: ChannelServer) -> None:
+    nowhere = {**request(4, "Graffiti on the library wall", "2025-03-02T08:00:00Z"), "lat": 0, "long": 0,
+               "status": "Closed", "agency_responsible": "Public Works", "address": "100 Larkin St"}
+    as_strings = {**request(5, "Streetlight out", "2025-03-02T09:00:00Z"), "lat": "37.7793", "long": "-122.4193"}
+    channel_server.route(PATH, Reply(200, [nowhere, as_strings]))
+    first, second = Open311Connector(5, 1).fetch(source(channel_server.url), {}).posts
+    assert not first.HasField("geo") and (second.geo.lat, second.geo.lon) == (37.7793, -122.4193)
+    details = first.service_request
+    assert (details.status, details.service_code, details.service_name, details.agency, details.address) == (
+        "closed", "001", "Pothole", "Public Works", "100 Larkin St")
+    assert details.updated_at.ToJsonString() == "2025-03-02T08:00:00Z"
+    assert [(m.type, m.url) for m in first.media] == [("image", "https://city.example/media/1.jpg")]
+
+
+def test_a_server_that_ignores_page_is_read_once(channel_server: ChannelServer) -> None:
+    full = [request(n, f"Request {n}", f"2025-03-02T0{n}:00:00Z") for n in (1, 2)]
+    channel_server.route(PATH, Reply(200, full))  # whatever page is asked for
+    fetch = Open311Connector(5, 1).fetch(source(channel_server.url), {})
+    assert [p.id for p in fetch.posts] == ["63811", "63812"]
+    assert [r.query["page"] for r in channel_server.requests_to(PATH)] == ["1", "2"]
+
+
+def test_local_times_without_offset_follow_the_sources_time_zone(channel_server: ChannelServer) -> None:
+    channel_server.route(PATH, Reply(200, [request(6, "Tree down on Oak St", "2025-07-01T09:30:00")]))
+    pacific = source(channel_server.url, timezone="America/Los_Angeles")
+    fetch = Open311Connector(5, 1).fetch(pacific, {})
+    assert fetch.posts[0].created_at.ToJsonString() == "2025-07-01T16:30:00Z"  # PDT is UTC-7
+    Open311Connector(5, 1).fetch(pacific, fetch.cursor)
+    assert channel_server.requests_to(PATH)[-1].query["start_date"] == "2025-07-01T09:30:00-07:00"
+    with pytest.raises(ValueError, match=r"params\.timezone"):
+        Open311Connector(5, 1).fetch(source(channel_server.url, timezone="Pacific Time"), {})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import pytest
@@ -44,7 +46,7 @@ def test_pages_back_to_the_previous_newest_and_skips_deleted(channel_server: Cha
     assert fetch.posts[2].url == "https://www.reddit.com/r/Springfield/comments/p9/x/"
     assert fetch.posts[2].author.id == "t2_u9" and fetch.posts[2].engagement.replies == 2
     assert fetch.skipped == ["t3_p8: deleted or removed"]
-    assert fetch.cursor == {"newest": "t3_p9", "created": "1740000009.0"}
+    assert fetch.cursor["newest"] == "2025-02-19T21:20:09+00:00" and fetch.cursor["ids_at_newest"] == "t3_p9"
     sent = channel_server.requests_to(NEW)
     assert [r.query.get("after") for r in sent] == [None, "t3_p7"]
     assert sent[0].headers["authorization"] == "bearer oauth-token" and sent[0].query["raw_json"] == "1"
@@ -73,6 +75,76 @@ def test_retry_after_then_give_up(channel_server: ChannelServer) -> None:
 
 def test_empty_listing_keeps_the_cursor(channel_server: ChannelServer) -> None:
     channel_server.route(NEW, Reply(200, listing([], None)))
-    cursor = {"newest": "t3_p9", "created": "1740000009.0"}
+    cursor = {"newest": "2025-02-19T21:20:09+00:00", "ids_at_newest": "t3_p9", "recent": "[]"}
     assert RedditConnector(5, 1).fetch(source(channel_server.url), cursor).cursor == cursor
+
+
+def test_items_sharing_the_newest_second_are_neither_repeated_nor_lost(channel_server: ChannelServer) -> None:
+    same = {"created_utc": 1740000100.0}
+    channel_server.route(NEW, Reply(200, listing([link(11, "Second at 100", **same), link(10, "First at 100", **same),
+                                                  link(9, "Earlier")], None)))
+    first = RedditConnector(5, 1).fetch(source(channel_server.url), {})
+    assert [p.id for p in first.posts] == ["t3_p9", "t3_p10", "t3_p11"]
+    # The next listing re-serves them and one more item filed in the same second.
+    channel_server.route(NEW, Reply(200, listing([link(12, "Third at 100", **same), link(11, "Second at 100", **same),
+                                                  link(10, "First at 100", **same), link(9, "Earlier")], None)))
+    again = RedditConnector(5, 1).fetch(source(channel_server.url), first.cursor)
+    assert [p.id for p in again.posts] == ["t3_p12"]
+    assert again.cursor["ids_at_newest"] == "t3_p10\nt3_p11\nt3_p12"
+
+
+def test_real_comment_shapes_deleted_authors_entities_and_missing_permalinks(channel_server: ChannelServer) -> None:
+    orphan = {"kind": "t1", "data": {  # the account is deleted, the comment is not
+        "id": "kx1", "name": "t1_kx1", "body": "The crossing light on 5th has been broken for weeks &#x200B;",
+        "author": "[deleted]", "created_utc": 1740000200.0, "subreddit": "Springfield", "link_id": "t3_p9",
+        "parent_id": "t1_kx0", "score": 3, "edited": 1740000300.0, "permalink": "/r/Springfield/comments/p9/x/kx1/"}}
+    bare = {"kind": "t1", "data": {  # as /api/info and some listings serve it: no permalink
+        "id": "kx2", "name": "t1_kx2", "body": "Agreed &amp; reported it to 311", "author": "ann",
+        "author_fullname": "t2_ann", "created_utc": 1740000201.0, "subreddit": "Springfield", "link_id": "t3_p9",
+        "parent_id": "t3_p9", "score": 1, "edited": False}}
+    removed = {"kind": "t1", "data": {"id": "kx3", "name": "t1_kx3", "body": "[removed]", "author": "[deleted]",
+                                      "created_utc": 1740000202.0, "link_id": "t3_p9"}}
+    channel_server.route("/r/Springfield/comments.json", Reply(200, listing([removed, bare, orphan], None)))
+    fetch = RedditConnector(5, 1).fetch(source(channel_server.url, "comments"), {})
+    orphaned, plain = fetch.posts
+    assert orphaned.text == "The crossing light on 5th has been broken for weeks \u200b"
+    assert (orphaned.author.id, orphaned.author.name) == ("", "")
+    assert (orphaned.parent_id, orphaned.root_id, orphaned.conversation_id) == ("t1_kx0", "t3_p9", "t3_p9")
+    assert orphaned.edited_at.ToSeconds() == 1740000300 and not plain.HasField("edited_at")
+    assert plain.text == "Agreed & reported it to 311"
+    assert plain.url == "https://www.reddit.com/r/Springfield/comments/p9/_/kx2/"
+    assert fetch.skipped == ["t1_kx3: deleted or removed"]
+
+
+def test_link_posts_carry_target_preview_flair_and_marks(channel_server: ChannelServer) -> None:
+    post = link(20, "Council agenda &amp; minutes", is_self=False, url="https://springfield.example/agenda.pdf",
+                over_18=False, spoiler=True, link_flair_text="Local Politics",
+                preview={"images": [{"source": {"url": "https://preview.redd.it/a.jpg?s=1&amp;w=2", "width": 640}}]})
+    nsfw = link(21, "Crash on I-90 (graphic)", "Photos inside", over_18=True)
+    channel_server.route(NEW, Reply(200, listing([nsfw, post], None)))
+    agenda, crash = RedditConnector(5, 1).fetch(source(channel_server.url), {}).posts
+    assert agenda.text == "Council agenda & minutes" and list(agenda.links) == ["https://springfield.example/agenda.pdf"]
+    assert [m.url for m in agenda.media] == ["https://preview.redd.it/a.jpg?s=1&w=2"]
+    assert (agenda.content_warning, list(agenda.categories), agenda.conversation_id) == (
+        "spoiler", ["Local Politics"], "t3_p20")
+    assert crash.sensitive and not agenda.sensitive
+
+
+def test_posts_whose_bodies_turn_deleted_or_removed_are_reported_deleted(channel_server: ChannelServer) -> None:
+    now = time.time()
+    channel_server.route(NEW, Reply(200, listing([link(31, "Trash pickup missed", "again", created_utc=now - 60),
+                                                  link(30, "Pool open?", "asking", created_utc=now - 120)], None)))
+    first = RedditConnector(5, 1).fetch(source(channel_server.url), {})
+    assert [p.id for p in first.posts] == ["t3_p30", "t3_p31"]
+    assert [name for name, _ in json.loads(first.cursor["recent"])] == ["t3_p31", "t3_p30"]
+    # A later poll: nothing new, and /api/info shows one body deleted by its author.
+    channel_server.route(NEW, Reply(200, listing([link(31, "Trash pickup missed", "again", created_utc=now - 60),
+                                                  link(30, "Pool open?", "asking", created_utc=now - 120)], None)))
+    channel_server.route("/api/info.json", Reply(200, listing([
+        link(31, "Trash pickup missed", "[deleted]", author="[deleted]", created_utc=now - 60),
+        link(30, "Pool open?", "asking", created_utc=now - 120)], None)))
+    later = RedditConnector(5, 1).fetch(source(channel_server.url), first.cursor)
+    assert later.posts == [] and later.deleted == ["t3_p31"]
+    assert channel_server.requests_to("/api/info.json")[0].query["id"] == "t3_p31,t3_p30"
+    assert [name for name, _ in json.loads(later.cursor["recent"])] == ["t3_p30"]
 

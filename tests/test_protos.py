@@ -27,8 +27,8 @@ from services.common.post_validation import (
     day,
 )
 from services.common.settings import Settings
-from services.ingestion import dead_letters, sources
-from services.search import aggregations, indexing, queries, replay, semantic
+from services.ingestion import dead_letters, post_fields, sources
+from services.search import aggregations, indexing, queries, removal, replay, semantic
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("protos_generate", REPO / "protos" / "generate.py")
@@ -159,6 +159,15 @@ def test_the_limits_of_each_rpc_are_documented() -> None:
                f"{sources.MAX_PARAM_NAME_CHARS} characters", f"{sources.MAX_PARAM_CHARS:,}")
     documented("ingestion.proto", "SourceSpec", "secret", f"{sources.MAX_SECRET_CHARS:,} characters")
     documented("search.proto", "IndexPostsRequest", "posts", f"{indexing.MAX_POSTS_PER_CALL:,}")
+    documented("search.proto", "RemovePostsRequest", "posts", f"1 to {removal.MAX_POSTS:,}")
+    documented("ingestion.proto", "DeletePostsRequest", "posts", f"1 to {Settings().max_batch_posts:,}")
+    documented("post.proto", "Post", "hashtags", f"At most {post_fields.MAX_HASHTAGS}")
+    documented("post.proto", "Post", "mentions", f"At most {post_fields.MAX_MENTIONS}")
+    documented("post.proto", "Post", "media", f"At most {post_fields.MAX_MEDIA}")
+    documented("post.proto", "Post", "links", f"At most {post_fields.MAX_LINKS}")
+    documented("post.proto", "Post", "sender_languages", f"At most {post_fields.MAX_SENDER_LANGUAGES}")
+    documented("post.proto", "Post", "categories", f"At most {post_fields.MAX_CATEGORIES}")
+    documented("post.proto", "OfficialAlert", "area_polygon", f"At most {post_fields.MAX_AREA_POINTS} points")
     documented("search.proto", "SearchFilters", "", f"{queries.MAX_FILTER_VALUES} values",
                f"{queries.MAX_FILTER_VALUE_CHARS} characters", day(EARLIEST_FILTER), latest)
     documented("search.proto", "SearchRequest", "query", f"{boolean_query.MAX_QUERY_CHARS:,} characters")

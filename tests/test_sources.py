@@ -21,7 +21,8 @@ from services.ingestion.service import Ingestion
 from services.ingestion.sources import PollOutcome, SourceStore
 from services.ingestion.spool import SqliteSpool
 from services.ingestion.webhook_server import WebhookServer
-from tests.fixtures.channel_servers import ChannelServer, Reply
+from tests.fixtures.channel_servers import ChannelServer, JetstreamServer, Reply, wait_until
+from tests.fixtures.channel_servers import jetstream_commit as commit
 
 FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>News</title>
 <item><title>Road closure on Route 9</title><guid>r9</guid><pubDate>Mon, 03 Mar 2025 09:00:00 GMT</pubDate>
@@ -50,7 +51,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     spool = SqliteSpool(settings.spool_path, settings.spool_max_pending)
     store = SourceStore(settings.spool_path)
     ingestion = Ingestion(settings, spool)
-    scheduler = Scheduler(settings, store, ingestion.ingest)
+    scheduler = Scheduler(settings, store, ingestion.ingest, ingestion.delete)
     server = build_server(settings, ingestion, port=0, sources=store).start()
     webhooks = WebhookServer(scheduler, "127.0.0.1", 0).start()
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
@@ -206,3 +207,41 @@ def test_sources_and_cursors_survive_a_restart(tmp_path: Path) -> None:
     assert (config.url, cursor, state) == ("https://x/feed", {"etag": "v9"}, "active")
     assert reopened.get("t", source.id).status.accepted == 2
     reopened.close()
+
+
+def test_a_bluesky_source_is_a_live_subscription_that_reconnects_and_repeats_nothing(
+    stack: Stack, jetstream_server: JetstreamServer
+) -> None:
+    stack.spool.max_pending = 100
+    jetstream_server.events = [commit(5000, "k1", "Bus 12 never came"), commit(5001, "k2", "Line 3 is late")]
+    jetstream_server.hang_up = 1  # the first connection drops right after its replay
+    source = create(stack, tenant="city-a", name="sky", kind="bluesky", url=jetstream_server.url,
+                    params={"checkpoint_s": "0.2"})
+    assert stack.store.due(now=1e12) == []  # never polled: followed
+    try:
+        assert stack.scheduler.follow_subscriptions() == {source.id}
+        wait_until(lambda: jetstream_server.connected() == 1)  # reconnected after the drop
+        assert "cursor=5001" in jetstream_server.paths[1]  # from the checkpoint, which Jetstream replays
+        jetstream_server.push(commit(5002, "k3", "Thanks for the new shelter"))
+        jetstream_server.push(commit(5003, "k1", "", "delete"))  # its author deletes the first post
+        wait_until(lambda: json.loads(stack.store.get("city-a", source.id).status.cursor).get("time_us") == "5003")
+    finally:
+        stack.store.set_state("city-a", source.id, "paused")
+        assert stack.scheduler.follow_subscriptions() == set()
+    status = stack.store.get("city-a", source.id).status
+    assert (status.accepted, status.duplicates, status.deleted, status.errors) == (3, 0, 1, 1)
+    assert status.last_error == ""  # the connection came back
+    rows = stack.spool._db.execute("SELECT post_id, payload, deleted_at IS NOT NULL FROM posts ORDER BY seq").fetchall()
+    assert [(post_id.rsplit("/", 1)[1], gone) for post_id, _, gone in rows] == [("k1", 1), ("k2", 0), ("k3", 0)]
+    assert post_pb2.Post.FromString(rows[0][1]).text == ""  # only the tombstone is left
+    assert [p.text for p in stack.stored()] == ["Line 3 is late", "Thanks for the new shelter"]
+
+
+def test_source_parameters_a_connector_cannot_use_are_refused(stack: Stack) -> None:
+    for kind, params, field in [("open311", {"timezone": "Pacific Time"}, "spec.params.timezone"),
+                                ("bluesky", {"checkpoint_s": "soon"}, "spec.params.checkpoint_s"),
+                                ("reddit", {"subreddit": "x", "recheck_hours": "-1"}, "spec.params.recheck_hours")]:
+        with pytest.raises(grpc.RpcError) as error:
+            create(stack, tenant="t", name=f"n-{kind}", kind=kind, url="https://x.example", params=params)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert (error.value.details() or "").startswith(field)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from civic.listening.v1 import post_pb2
 from services.ingestion.spool import SpoolEntry, SpoolFull, SqliteSpool
 
 
@@ -158,4 +159,69 @@ def test_failed_posts_are_listed_latest_first_and_requeued_oldest_first(spool_pa
     assert spool.requeue("city-a", ["c"]) == 1 and spool.requeue("city-a", ["c"]) == 0
     assert spool.failed_posts("city-a") == (0, [])
     assert [p.seq for p in spool.next_batch(10, after=a.seq)] == [b.seq, c.seq]
+
+
+def test_a_deleted_post_keeps_only_a_tombstone_and_its_removal_is_queued(spool_path: Path) -> None:
+    spool = SqliteSpool(spool_path, max_pending=10)
+    spool.append([entry("sent", signature=b"sig"), entry("waiting"), entry("kept")])
+    sent, _, _ = spool.next_batch(3)
+    spool.mark_forwarded([sent.seq])
+    assert spool.delete("city-a", [("rss", "sent"), ("rss", "waiting"), ("rss", "never-seen"), ("rss", "sent")]) == 2
+    assert spool.delete("city-b", [("rss", "kept")]) == 0  # another tenant's post is not this tenant's to delete
+    rows = dict(spool._db.execute("SELECT post_id, payload FROM posts WHERE deleted_at IS NOT NULL").fetchall())
+    assert {k: post_pb2.Post.FromString(v) for k, v in rows.items()} == {
+        "sent": post_pb2.Post(id="sent", tenant="city-a", channel="rss"),
+        "waiting": post_pb2.Post(id="waiting", tenant="city-a", channel="rss")}
+    assert spool._db.execute("SELECT author, signature FROM posts WHERE post_id = 'sent'").fetchone() == ("", None)
+    # The pending one is never forwarded, and no longer counts as pending.
+    assert [p.payload for p in spool.next_batch(10)] == [b"payload-kept"]
+    stats = spool.stats("city-a")
+    assert (stats.deleted, stats.deletions_pending, stats.pending, stats.accepted) == (2, 2, 1, 3)
+    # A channel serving it again is a duplicate, never a new post.
+    assert spool.append([entry("sent")]) == [False]
+    queued = spool.next_deletions(10)
+    assert [(d.tenant, d.channel, d.post_id) for d in queued] == [("city-a", "rss", "sent"),
+                                                                   ("city-a", "rss", "waiting")]
+    spool.mark_deleted([d.seq for d in queued])
+    assert spool.next_deletions(10) == [] and spool.stats().deletions_pending == 0
+    assert spool.delete("city-a", [("rss", "sent")]) == 0  # already a tombstone
+    spool.close()
+
+
+def test_tombstones_outlive_the_post_for_the_retention_period(spool_path: Path) -> None:
+    spool = SqliteSpool(spool_path, max_pending=10)
+    spool.append([entry("old")])
+    (old,) = spool.next_batch(1)
+    spool.mark_forwarded([old.seq])
+    spool._db.execute("UPDATE posts SET finished_at = finished_at - 86400 * 60")  # forwarded 60 days ago
+    spool.delete("city-a", [("rss", "old")])
+    assert spool.prune(time.time() - 86400 * 30) == 0  # deleted just now: the tombstone stays
+    assert spool.append([entry("old")]) == [False]
+    assert spool.prune(time.time() + 1) == 1
+
+
+def test_a_spool_from_before_tombstones_gets_them(spool_path: Path) -> None:
+    spool_path.parent.mkdir(parents=True)
+    with sqlite3.connect(spool_path) as old:
+        old.executescript(
+            "CREATE TABLE posts (seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, channel TEXT NOT NULL,"
+            " post_id TEXT NOT NULL, author TEXT NOT NULL, signature BLOB, payload BLOB NOT NULL,"
+            " trace_context TEXT NOT NULL DEFAULT '', status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN"
+            " ('pending', 'forwarded', 'failed')), error TEXT NOT NULL DEFAULT '', accepted_at REAL NOT NULL,"
+            " finished_at REAL, UNIQUE (tenant, channel, post_id));"
+            "INSERT INTO posts (tenant, channel, post_id, author, payload, accepted_at)"
+            " VALUES ('city-a', 'rss', 'x', 'a', x'00', 1);")
+    spool = SqliteSpool(spool_path, max_pending=10)
+    assert spool.delete("city-a", [("rss", "x")]) == 1 and spool.stats().deleted == 1
+
+
+def test_a_deleted_dead_letter_is_neither_listed_nor_requeued(spool_path: Path) -> None:
+    spool = SqliteSpool(spool_path, max_pending=10)
+    spool.append([entry("bad"), entry("other")])
+    bad, other = spool.next_batch(10)
+    spool.mark_forwarded([other.seq], {bad.seq: "IndexPosts: refused"})
+    assert spool.delete("city-a", [("rss", "bad")]) == 1
+    assert spool.failed_posts("city-a") == (0, []) and spool.requeue("city-a") == 0
+    stats = spool.stats("city-a")
+    assert (stats.failed, stats.pending, stats.deleted) == (0, 0, 1)
     spool.close()

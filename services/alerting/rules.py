@@ -118,6 +118,15 @@ def post_document(enriched: post_pb2.EnrichedPost) -> boolean_query.Document:
             # A model without the tone heads computed neither: such a post has no value for them.
             "emotion": [emotion] if toned else [],
             "offensive": [str(enrichment.offensive).lower()] if toned else [],
+            "hashtags": list(post.hashtags),
+            "mentions": list(post.mentions),
+            "categories": list(post.categories),
+            "conversation_id": [post.conversation_id],
+            "sensitive": [str(post.sensitive).lower()],
+            "service_request.status": [post.service_request.status],
+            "service_request.service_code": [post.service_request.service_code],
+            "service_request.agency": [post.service_request.agency],
+            "official_alert.severity": [post.official_alert.severity],
         },
     )
 

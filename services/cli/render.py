@@ -35,7 +35,8 @@ def ingestion_stats(console: Console, stats: ingestion_pb2.GetIngestionStatsResp
     console.print(
         f"ingestion{whose}: {stats.accepted} accepted, {stats.forwarded} forwarded, {stats.pending} pending, "
         f"{stats.failed} failed downstream (`civic failed list`), "
-        f"{stats.rejected} rejected, {stats.duplicates} duplicates"
+        f"{stats.rejected} rejected, {stats.duplicates} duplicates, {stats.deleted} deleted by their authors"
+        + (f" ({stats.deletions_pending} still to remove)" if stats.deletions_pending else "")
         + (f"; forwarder stalled since {stats.stalled_since.ToJsonString()}" if stats.HasField("stalled_since") else "")
         + (f"; last error: {stats.last_error}" if stats.last_error else ""),
         soft_wrap=True,  # one line, also when piped into a script

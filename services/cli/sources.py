@@ -49,7 +49,7 @@ def _show(source: ingestion_pb2.Source) -> None:
     console.print(f"  last polled: {polled}  cursor: {status.cursor}", highlight=False)
     console.print(
         f"  polls {status.polls}, accepted {status.accepted}, duplicates {status.duplicates}, rejected "
-        f"{status.rejected}, skipped {status.skipped}, errors {status.errors}"
+        f"{status.rejected}, skipped {status.skipped}, errors {status.errors}, deleted {status.deleted}"
     )
     if status.last_error:
         console.print(f"  [red]last error:[/red] {status.last_error}", highlight=False)

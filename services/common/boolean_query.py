@@ -53,8 +53,20 @@ FIELDS: Mapping[str, str] = {
     "near_duplicate": "near_duplicate",
     "emotion": "emotion",
     "offensive": "offensive",
+    # What channels say beyond the text.
+    "hashtag": "hashtags",  # lower case, '#' optional
+    "mention": "mentions",
+    "category": "categories",
+    "conversation": "conversation_id",
+    "sensitive": "sensitive",
+    "status": "service_request.status",
+    "service_code": "service_request.service_code",
+    "agency": "service_request.agency",
+    "severity": "official_alert.severity",
 }
-BOOLEAN_FIELDS = frozenset({"near_duplicate", "offensive"})
+BOOLEAN_FIELDS = frozenset({"near_duplicate", "offensive", "sensitive"})
+# Stored lower case without '#': a query value is compared the same way.
+HASHTAG_FIELD = "hashtags"
 WORD = re.compile(r"#?\w+")
 
 _SPACE = re.compile(r"\s+")
@@ -319,7 +331,7 @@ class _Parser:
         if token.kind == "PHRASE":
             if not token.text.strip():
                 raise self.fail(f"empty phrase at position {token.position}")
-            node: Node = Phrase(field, token.text)
+            node: Node = Phrase(field, _as_stored(field, token.text))
         elif token.text.startswith("/"):
             raise self.fail(f"regular expressions are not allowed ({where}); quote a word that starts with '/'")
         elif token.text[0] in "*?":
@@ -329,7 +341,7 @@ class _Parser:
         elif token.text.endswith("*") and not token.text.endswith("\\*"):
             node = self.prefix(token, field, where)
         else:
-            node = Term(field, _unescape(token.text))
+            node = Term(field, _as_stored(field, _unescape(token.text)))
         boolean = isinstance(node, Term) and not node.prefix and node.value.lower() in {"true", "false"}
         if field in BOOLEAN_FIELDS and not boolean:
             raise self.fail(f"'{field}' takes true or false (position {token.position})")
@@ -342,7 +354,12 @@ class _Parser:
         self.prefixes += 1
         if self.prefixes > MAX_PREFIXES:
             raise self.fail(f"more than {MAX_PREFIXES} wildcards (at position {token.position})")
-        return Term(field, stem, prefix=True)
+        return Term(field, _as_stored(field, stem), prefix=True)
+
+
+def _as_stored(field: str | None, value: str) -> str:
+    """Hashtags are stored lower case without '#': `hashtag:#MainSt` means the stored "mainst"."""
+    return value.lstrip("#").lower() if field == HASHTAG_FIELD else value
 
 
 def parse(query: str, name: str = "query", max_chars: int = MAX_QUERY_CHARS) -> Node:

@@ -40,6 +40,31 @@ MAX_CHARS: dict[str, int] = {
     "language": 35,
     # Stored, never indexed; long tracking links are common, a whole document in a link is not.
     "url": 8192,
+    # What channels say beyond the text (services/ingestion/post_fields.py fits connectors' posts
+    # into these): threading ids as long as ids; Mastodon allows 1,500 characters of media
+    # description and Bluesky 2,000; links are keywords indexed up to 2,048.
+    "parent_id": 256,
+    "root_id": 256,
+    "conversation_id": 256,
+    "content_warning": 1000,
+    "hashtags": 100,
+    "mentions": 256,
+    "media.type": 16,
+    "media.url": 2048,
+    "media.alt_text": 2000,
+    "links": 2048,
+    "sender_languages": 35,
+    "categories": 200,
+    "service_request.status": 32,
+    "service_request.service_code": 100,
+    "service_request.service_name": 200,
+    "service_request.agency": 200,
+    "service_request.address": 500,
+    "official_alert.event": 200,
+    "official_alert.severity": 16,
+    "official_alert.urgency": 16,
+    "official_alert.certainty": 16,
+    "official_alert.area": 1000,
 }
 # Strings without a limit of their own (tenant and channel are held shorter by their patterns).
 DEFAULT_MAX_CHARS = 1024

@@ -27,7 +27,7 @@ def main() -> None:
     telemetry.observe_forward_stall(lambda: time.time() - (forwarder.stalled_since() or time.time()))
     ingestion = Ingestion(settings, spool, last_error=forwarder.last_error, stalled_since=forwarder.stalled_since)
     sources = SourceStore(settings.spool_path)
-    scheduler = Scheduler(settings, sources, ingestion.ingest)
+    scheduler = Scheduler(settings, sources, ingestion.ingest, ingestion.delete)
     server = build_server(settings, ingestion, sources=sources).start()
     report_forwarder_health(server, forwarder)
     webhooks = WebhookServer(scheduler, settings.bind_host, settings.webhook_port).start() \

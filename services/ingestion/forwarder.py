@@ -37,7 +37,7 @@ from services.common import telemetry
 from services.common.grpc_server import channel
 from services.common.settings import Settings
 from services.ingestion.isolation import Tried, isolate
-from services.ingestion.spool import Spool, SpooledPost
+from services.ingestion.spool import Deletion, Spool, SpooledPost
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ IDLE_POLL_S = 0.25
 # How often forwarded posts past the retention period are removed from the spool.
 PRUNE_INTERVAL_S = 600.0
 MAX_ENRICH_POSTS = 256
+# Deletions carried out per round (RemovePosts takes up to 5,000 posts of a tenant).
+MAX_REMOVALS = 1000
 
 
 def backoff_delay(attempt: int, rng: random.Random) -> float:
@@ -169,17 +171,20 @@ class Forwarder:
         while not self._stop.is_set():
             self._prune_when_due()
             batch = within_bytes(self.spool.next_batch(self.batch_size), self.batch_bytes)
-            if not batch:
-                self._stop.wait(IDLE_POLL_S)
-                continue
             try:
-                self.forward(batch)
+                if batch:
+                    self.forward(batch)
+                # After the batch: a post deleted while it was on its way is removed once it got there.
+                removed = self.remove_deleted()
             except Stopping:
                 return
             except Exception as exc:  # a bug must not kill the thread and silently stop forwarding
                 log.exception("forwarder failed on a batch; retrying")
                 self._set_error(f"{type(exc).__name__}: {exc}")
                 self._stop.wait(BACKOFF_CAP_S)
+                continue
+            if not batch and not removed:
+                self._stop.wait(IDLE_POLL_S)
 
     def _prune_when_due(self) -> None:
         if not self._retention_s or time.monotonic() < self._next_prune:
@@ -222,6 +227,33 @@ class Forwarder:
             return
         self._set_error("")
         self._set_stalled(False)
+
+    def remove_deleted(self) -> int:
+        """Carries out the deletions waiting in the spool (RemovePosts per tenant); returns how many.
+
+        One that keeps failing stays queued for the next round; one refused as invalid is dropped (the
+        tombstone stays: retrying the same request cannot help)."""
+        deletions = self.spool.next_deletions(MAX_REMOVALS)
+        tenants: dict[str, list[Deletion]] = {}
+        for deletion in deletions:
+            tenants.setdefault(deletion.tenant, []).append(deletion)
+        done: list[int] = []
+        for tenant, queued in tenants.items():
+            refs = [post_pb2.PostRef(channel=d.channel, id=d.post_id) for d in queued]
+            request = search_pb2.RemovePostsRequest(tenant=tenant, posts=refs)
+            try:
+                reply = self._call("RemovePosts", partial(self._search.RemovePosts, request, timeout=self._timeout),
+                                   self.max_attempts)
+            except Refused as exc:
+                log.error("tenant %s: %d deletions refused downstream: %s", tenant, len(refs), exc)
+            except GaveUp:
+                continue
+            else:
+                log.info("tenant %s: %d deleted posts removed (%d documents, %d dead letters, %d marks)", tenant,
+                         len(refs), reply.removed, reply.dead_letters_removed, reply.marks_cleared)
+            done += [d.seq for d in queued]
+        self.spool.mark_deleted(done)
+        return len(done)
 
     def _isolate(
         self, batch: Sequence[SpooledPost], known: dict[int, post_pb2.Enrichment]

@@ -17,6 +17,12 @@ from services.common.language import detect_language
 from services.common.post_validation import check_post, require_created_at
 from services.common.settings import Settings
 from services.ingestion.pii import redact
+from services.ingestion.post_fields import (
+    MAX_ALT_TEXT_CHARS,
+    MAX_CONTENT_WARNING_CHARS,
+    check_fields,
+    normalize_fields,
+)
 
 # Clocks of connectors and channels drift, and time zones get mangled; a day is generous but still
 # catches posts dated years ahead that would otherwise sit on top of every "newest first" list.
@@ -53,6 +59,7 @@ def validate_post(post: post_pb2.Post, field: str, settings: Settings, now: date
         raise InvalidArgument(f"{field}.created_at", "must not be more than one day in the future")
     if not visible(post.text):
         raise InvalidArgument(f"{field}.text", "must not be empty")
+    check_fields(post, field)
 
 
 def visible(text: str) -> bool:
@@ -62,6 +69,16 @@ def visible(text: str) -> bool:
         not char.isspace() and char not in _BLANK_LETTERS and unicodedata.category(char) not in ("Cc", "Cf")
         for char in text
     )
+
+
+def _redact_beside_text(post: post_pb2.Post) -> int:
+    """What people read beside the text (the content warning, alt texts) is redacted like it."""
+    post.content_warning, found = redact(post.content_warning)
+    post.content_warning = post.content_warning[:MAX_CONTENT_WARNING_CHARS]
+    for media in post.media:
+        media.alt_text, more = redact(media.alt_text)
+        media.alt_text, found = media.alt_text[:MAX_ALT_TEXT_CHARS], found + more
+    return found
 
 
 def normalize_post(post: post_pb2.Post, settings: Settings) -> post_pb2.Post:
@@ -77,10 +94,12 @@ def normalize_post(post: post_pb2.Post, settings: Settings) -> post_pb2.Post:
     normalized.redactions = 0
     if settings.redact_pii:
         text, normalized.redactions = redact(text)
+        normalized.redactions += _redact_beside_text(normalized)
     # A placeholder can be longer than what it replaced; the limit holds for the stored text too.
     normalized.display_text = text[: settings.max_text_chars]
     normalized.text = normalize_whitespace(text)[: settings.max_text_chars]
     normalized.near_duplicate = False
+    normalize_fields(normalized)
     primary = re.split(r"[-_]", post.language.strip())[0].lower()
     if _PRIMARY_SUBTAG.fullmatch(primary):
         normalized.language, normalized.language_confidence = primary, 1.0

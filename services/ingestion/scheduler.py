@@ -4,7 +4,12 @@ path as IngestPosts (validation, normalization, duplicate checks, the spool).
 A source's cursor is stored only after every post of the poll was durably accepted (or found a
 duplicate): a crash or a full spool between fetch and spool makes the next poll fetch the same posts
 again, and the spool's exact-duplicate check keeps them from being stored twice. Webhook pushes take
-the same path through `receive_push`.
+the same path through `receive_push`. Sources that stream (Bluesky) are not polled: each active one
+has a subscription (streams.py) whose checkpoints take the same path.
+
+Connectors' posts are fitted into the Post limits first (a long alt text is cut, the post is kept),
+and the deletions they saw are carried out like DeletePosts: tombstones in the spool, removal from
+search by the forwarder.
 """
 
 from __future__ import annotations
@@ -17,15 +22,18 @@ from collections.abc import Callable, Mapping, Sequence
 from civic.listening.v1 import ingestion_pb2, post_pb2
 from services.common.errors import DomainError, InvalidArgument, NotFound
 from services.common.settings import Settings
-from services.ingestion.connectors import WEBHOOK, connector_for
-from services.ingestion.connectors.base import Connector, ConnectorError, Fetch
+from services.ingestion.connectors import WEBHOOK, connector_for, subscription_for
+from services.ingestion.connectors.base import Connector, ConnectorError, Fetch, SourceConfig
 from services.ingestion.connectors.webhook import parse as parse_push
 from services.ingestion.connectors.webhook import verify
+from services.ingestion.post_fields import fit
 from services.ingestion.sources import PAUSED, PollOutcome, SourceStore
+from services.ingestion.streams import Follower
 
 log = logging.getLogger(__name__)
 
 Ingest = Callable[[Sequence[post_pb2.Post]], ingestion_pb2.IngestPostsResponse]
+Delete = Callable[[str, Sequence[post_pb2.PostRef]], ingestion_pb2.DeletePostsResponse]
 
 
 class SourcePaused(DomainError):
@@ -38,12 +46,15 @@ class Scheduler:
         settings: Settings,
         store: SourceStore,
         ingest: Ingest,
+        delete: Delete,
         connectors: Mapping[str, Connector] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.ingest = ingest
+        self.delete = delete
         self._connectors = dict(connectors or {})
+        self._followers: dict[str, Follower] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -52,22 +63,40 @@ class Scheduler:
             self._connectors[kind] = connector_for(kind, self.settings)
         return self._connectors[kind]
 
-    def _ingest_all(self, fetch: Fetch) -> PollOutcome:
-        """Ingests in batches; raises (ResourceExhausted) if the spool refuses one, storing no cursor."""
-        accepted = duplicates = rejected = 0
+    def _ingest_all(self, config: SourceConfig, fetch: Fetch) -> PollOutcome:
+        """Ingests in batches, then the deletions; raises (ResourceExhausted) if the spool refuses a
+        batch, storing no cursor."""
+        accepted = duplicates = rejected = deleted = 0
         size = self.settings.max_batch_posts
+        for post in fetch.posts:
+            fit(post)
         for start in range(0, len(fetch.posts), size):
             reply = self.ingest(fetch.posts[start : start + size])
             accepted, duplicates = accepted + reply.accepted, duplicates + reply.duplicates
             rejected += reply.rejected
-        return PollOutcome(accepted, duplicates, rejected, len(fetch.skipped))
+        for start in range(0, len(fetch.deleted), size):
+            refs = [post_pb2.PostRef(channel=config.kind, id=i) for i in fetch.deleted[start : start + size]]
+            deleted += self.delete(config.tenant, refs).deleted
+        return PollOutcome(accepted, duplicates, rejected, len(fetch.skipped), deleted=deleted)
+
+    def follow_subscriptions(self) -> set[str]:
+        """Opens a subscription for each active streaming source that has none, and closes those of
+        sources no longer active; returns the sources followed."""
+        wanted = set(self.store.subscriptions())
+        for source_id in set(self._followers) - wanted:
+            self._followers.pop(source_id).stop()
+        for source_id in wanted - set(self._followers):
+            config, _, _ = self.store.config(source_id)
+            subscription = subscription_for(config.kind, self.settings)
+            self._followers[source_id] = Follower(source_id, self.store, subscription, self._ingest_all).start()
+        return wanted
 
     def poll(self, source_id: str, now: float | None = None) -> PollOutcome:
         """One poll of one source; its errors are recorded on the source, never raised."""
         config, cursor, _ = self.store.config(source_id)
         try:
             fetch = self.connector(config.kind).fetch(config, cursor)
-            outcome = self._ingest_all(fetch)
+            outcome = self._ingest_all(config, fetch)
         except (ConnectorError, DomainError, ValueError) as exc:
             outcome = PollOutcome(error=str(exc) or type(exc).__name__)
             log.warning("source %s (%s) poll failed: %s", source_id, config.kind, outcome.error)
@@ -113,6 +142,7 @@ class Scheduler:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                self.follow_subscriptions()
                 self.poll_due()
             except Exception:  # a bug in one poll must not end polling for every source
                 log.exception("source scheduler round failed")
@@ -125,5 +155,10 @@ class Scheduler:
 
     def stop(self) -> None:
         self._stop.set()
+        followers = list(self._followers.values())
+        for follower in followers:
+            follower.stop()
         if self._thread is not None:
             self._thread.join(timeout=self.settings.connector_timeout_s + 5)
+        for follower in followers:
+            follower.join(self.settings.connector_timeout_s + 5)

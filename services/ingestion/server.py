@@ -43,6 +43,12 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
         return self.ingestion.ingest(request.posts)
 
     @rpc_errors
+    def DeletePosts(
+        self, request: ingestion_pb2.DeletePostsRequest, context: grpc.ServicerContext
+    ) -> ingestion_pb2.DeletePostsResponse:
+        return self.ingestion.delete(request.tenant, request.posts)
+
+    @rpc_errors
     def GetIngestionStats(
         self, request: ingestion_pb2.GetIngestionStatsRequest, context: grpc.ServicerContext
     ) -> ingestion_pb2.GetIngestionStatsResponse:

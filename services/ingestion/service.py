@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from civic.listening.v1 import ingestion_pb2, post_pb2
 from services.common import telemetry
 from services.common.errors import InvalidArgument
+from services.common.post_validation import MAX_CHARS
 from services.common.settings import Settings
 from services.common.telemetry import tracer
-from services.common.validation import TENANT_PATTERN, require_tenant
+from services.common.validation import TENANT_PATTERN, require_channel, require_tenant
 from services.ingestion.near_duplicates import NearDuplicateIndex, Seen, mark_batch, signature
 from services.ingestion.normalize import normalize_post, validate_post
 from services.ingestion.spool import Spool, SpoolEntry
@@ -133,6 +134,20 @@ class Ingestion:
         telemetry.count_rejected(rejected.total())
         telemetry.count_posts("ingested", [post for (_, post), kept in zip(candidates, stored, strict=True) if kept])
 
+    def delete(self, tenant: str, posts: Sequence[post_pb2.PostRef]) -> ingestion_pb2.DeletePostsResponse:
+        """Forgets posts their authors deleted: tombstones in the spool, removal downstream queued."""
+        require_tenant(tenant)
+        if not 1 <= len(posts) <= self.settings.max_batch_posts:
+            raise InvalidArgument("posts", f"must name 1 to {self.settings.max_batch_posts} posts, got {len(posts)}")
+        for i, ref in enumerate(posts):
+            require_channel(ref.channel, f"posts[{i}].channel")
+            if not 1 <= len(ref.id) <= MAX_CHARS["id"]:
+                raise InvalidArgument(f"posts[{i}].id", f"must be 1 to {MAX_CHARS['id']} characters")
+        deleted = self.spool.delete(tenant, [(ref.channel, ref.id) for ref in posts])
+        if deleted:
+            log.info("tenant %s: %d posts deleted by their authors", tenant, deleted)
+        return ingestion_pb2.DeletePostsResponse(deleted=deleted, unknown=len(posts) - deleted)
+
     def stats(self, tenant: str = "") -> ingestion_pb2.GetIngestionStatsResponse:
         """One tenant's figures, or every tenant's with the forwarder's last error (which may name
         any tenant's post)."""
@@ -148,6 +163,8 @@ class Ingestion:
             duplicates=counts.duplicates,
             last_error="" if tenant else self.last_error(),
             tenant=tenant,
+            deleted=counts.deleted,
+            deletions_pending=counts.deletions_pending,
         )
         stalled_since = self.stalled_since()
         if stalled_since is not None:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from civic.listening.v1 import ingestion_pb2
 from services.common.errors import InvalidArgument, NotFound
 from services.common.validation import require_tenant
-from services.ingestion.connectors import KINDS, WEBHOOK
+from services.ingestion.connectors import KINDS, STREAMS, WEBHOOK, check_params
 from services.ingestion.connectors.base import SourceConfig
 
 DEFAULT_INTERVAL_S = 300
@@ -59,21 +59,24 @@ CREATE TABLE IF NOT EXISTS sources (
     UNIQUE (tenant, name)
 );
 """
+# Added after the table: a store made before gets the column at start-up.
+_DELETED_COLUMN = "ALTER TABLE sources ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0"
 _COLUMNS = (
     "id, tenant, name, kind, url, params, secret, interval_s, state, cursor, last_error, last_polled_at,"
-    " polls, accepted, duplicates, rejected, skipped, errors, created_at"
+    " polls, accepted, duplicates, rejected, skipped, errors, created_at, deleted"
 )
 
 
 @dataclass(frozen=True)
 class PollOutcome:
-    """What one poll or push did, to add to the source's counters."""
+    """What one poll, push or subscription checkpoint did, to add to the source's counters."""
 
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
     skipped: int = 0
     error: str = ""
+    deleted: int = 0
 
 
 def validate_spec(spec: ingestion_pb2.SourceSpec) -> None:
@@ -98,6 +101,7 @@ def validate_spec(spec: ingestion_pb2.SourceSpec) -> None:
         raise InvalidArgument("spec.url", f"must be an absolute http(s) or ws(s) URL, got {spec.url!r}")
     if spec.interval_s < 0:
         raise InvalidArgument("spec.interval_s", "must not be negative")
+    check_params(spec.kind, spec.params)
 
 
 class SourceStore:
@@ -111,6 +115,8 @@ class SourceStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
+        if "deleted" not in {row[1] for row in self._db.execute("PRAGMA table_info(sources)")}:
+            self._db.execute(_DELETED_COLUMN)
 
     def create(self, spec: ingestion_pb2.SourceSpec) -> ingestion_pb2.Source:
         validate_spec(spec)
@@ -153,8 +159,15 @@ class SourceStore:
 
     def due(self, now: float) -> list[str]:
         """Active polled sources whose next poll time has come, most overdue first."""
-        rows = self._rows("state = ? AND kind != ? AND next_poll_at <= ? ORDER BY next_poll_at",
-                          (ACTIVE, WEBHOOK, now))
+        unpolled = (WEBHOOK, *STREAMS)
+        rows = self._rows(f"state = ? AND kind NOT IN ({', '.join('?' * len(unpolled))}) AND next_poll_at <= ?"
+                          " ORDER BY next_poll_at", (ACTIVE, *unpolled, now))
+        return [str(row[0]) for row in rows]
+
+    def subscriptions(self) -> list[str]:
+        """Active sources of streaming kinds: each has a subscription open while it is active."""
+        rows = self._rows(f"state = ? AND kind IN ({', '.join('?' * len(STREAMS))}) ORDER BY created_at",
+                          (ACTIVE, *STREAMS))
         return [str(row[0]) for row in rows]
 
     def config(self, source_id: str) -> tuple[SourceConfig, dict[str, str], str]:
@@ -175,9 +188,11 @@ class SourceStore:
             self._db.execute(
                 "UPDATE sources SET polls = polls + 1, accepted = accepted + ?, duplicates = duplicates + ?,"
                 " rejected = rejected + ?, skipped = skipped + ?, errors = errors + ?, last_error = ?,"
-                " last_polled_at = ?, next_poll_at = ? + interval_s, cursor = COALESCE(?, cursor) WHERE id = ?",
+                " last_polled_at = ?, next_poll_at = ? + interval_s, cursor = COALESCE(?, cursor),"
+                " deleted = deleted + ? WHERE id = ?",
                 (outcome.accepted, outcome.duplicates, outcome.rejected, outcome.skipped, int(bool(outcome.error)),
-                 outcome.error, now, now, None if cursor is None else json.dumps(dict(cursor)), source_id),
+                 outcome.error, now, now, None if cursor is None else json.dumps(dict(cursor)), outcome.deleted,
+                 source_id),
             )
 
     def close(self) -> None:
@@ -187,7 +202,7 @@ class SourceStore:
 
 def _to_proto(row: tuple[object, ...]) -> ingestion_pb2.Source:
     (source_id, tenant, name, kind, url, params, secret, interval_s, state, cursor, last_error, last_polled_at,
-     polls, accepted, duplicates, rejected, skipped, errors, created_at) = row
+     polls, accepted, duplicates, rejected, skipped, errors, created_at, deleted) = row
     source = ingestion_pb2.Source(
         id=str(source_id), tenant=str(tenant), name=str(name), kind=str(kind), url=str(url),
         params=json.loads(str(params)), has_secret=bool(secret), interval_s=int(str(interval_s)),
@@ -195,7 +210,7 @@ def _to_proto(row: tuple[object, ...]) -> ingestion_pb2.Source:
         status=ingestion_pb2.SourceStatus(
             cursor=str(cursor), last_error=str(last_error), polls=int(str(polls)), accepted=int(str(accepted)),
             duplicates=int(str(duplicates)), rejected=int(str(rejected)), skipped=int(str(skipped)),
-            errors=int(str(errors)),
+            errors=int(str(errors)), deleted=int(str(deleted)),
         ),
     )
     source.created_at.FromSeconds(int(float(str(created_at))))

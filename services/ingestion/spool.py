@@ -5,6 +5,11 @@ service and the forwarder see only the Spool protocol, so that a message broker 
 place when one process per node is no longer enough. Forwarded rows are kept for the retention
 period: they are what exact duplicate detection checks against, and what operators look at when a
 post went missing. The counters live apart from the rows, so pruning changes no figure.
+
+A post its author deleted becomes a tombstone in place: its row keeps only tenant, channel, id and
+the time of the deletion (the text, the author and the signature go at once), so the same post is a
+DUPLICATE if a channel serves it again; its removal downstream waits in the `deletions` table
+until the forwarder has carried it out.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from civic.listening.v1 import post_pb2
 from services.common.errors import ResourceExhausted
 
 
@@ -51,6 +57,18 @@ class SpoolStats:
     pending: int
     rejected: int
     duplicates: int
+    deleted: int = 0
+    deletions_pending: int = 0
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """A post turned tombstone whose removal downstream (search, marks) is still to be done."""
+
+    seq: int
+    tenant: str
+    channel: str
+    post_id: str
 
 
 @dataclass(frozen=True)
@@ -102,8 +120,20 @@ class Spool(Protocol):
     def recent_signatures(self, limit: int) -> list[RememberedSignature]:
         """Signatures of the most recently accepted posts, oldest first."""
 
+    def delete(self, tenant: str, posts: Sequence[tuple[str, str]]) -> int:
+        """Turns these (channel, id) posts of the tenant into tombstones and queues their removal
+        downstream; a pending one is never forwarded. Returns how many were stored and not yet
+        tombstones (the others are nothing to do)."""
+
+    def next_deletions(self, limit: int) -> list[Deletion]:
+        """The oldest removals still to carry out downstream."""
+
+    def mark_deleted(self, done: Sequence[int]) -> None:
+        """These removals (Deletion.seq) are carried out."""
+
     def prune(self, forwarded_before: float) -> int:
-        """Removes the posts forwarded before this time (epoch seconds); returns how many."""
+        """Removes the posts forwarded, and the tombstones made, before this time (epoch seconds);
+        returns how many."""
 
     def stats(self, tenant: str = "") -> SpoolStats:
         """One tenant's counters, or every tenant's when tenant is empty."""
@@ -139,11 +169,22 @@ CREATE TABLE IF NOT EXISTS tenant_counters (
     value INTEGER NOT NULL,
     PRIMARY KEY (tenant, name)
 );
+INSERT OR IGNORE INTO counters (name, value) VALUES ('deleted', 0), ('withdrawn', 0);
+CREATE TABLE IF NOT EXISTS deletions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    post_id TEXT NOT NULL,
+    requested_at REAL NOT NULL
+);
 """
+# A post deleted by its author keeps only this much: who owned it, its channel and id, and when it
+# went (the row's deleted_at), so that it is never accepted, forwarded nor shown again.
+_TOMBSTONE_COLUMN = "ALTER TABLE posts ADD COLUMN deleted_at REAL"
 # SQLite's default bound on the parameters of one statement is 32766; stay well under it.
 _MAX_PARAMETERS = 1000
 _PRUNE_STEP = 5000
-_COUNTERS = ("accepted", "forwarded", "failed", "rejected", "duplicates")
+_COUNTERS = ("accepted", "forwarded", "failed", "rejected", "duplicates", "deleted", "withdrawn")
 # A spool made before tenant_counters existed: its posts give each tenant's accepted, forwarded and
 # failed figures; its duplicates and rejections were counted for all tenants only.
 _BACKFILL_TENANT_COUNTERS = """
@@ -174,6 +215,9 @@ class SqliteSpool:
         ).fetchone()
         backfill = "" if had_tenant_counters else _BACKFILL_TENANT_COUNTERS + ";"
         self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}{backfill}COMMIT;")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(posts)")}
+        if "deleted_at" not in columns:  # a spool made before tombstones
+            self._db.execute(_TOMBSTONE_COLUMN)
 
     def _counters(self, tenant: str = "") -> dict[str, int]:
         if not tenant:
@@ -195,7 +239,8 @@ class SqliteSpool:
 
     @staticmethod
     def _pending(counters: Mapping[str, int]) -> int:
-        return counters["accepted"] - counters["forwarded"] - counters["failed"]
+        """Withdrawn: deleted by their authors while pending, so never forwarded."""
+        return counters["accepted"] - counters["forwarded"] - counters["failed"] - counters["withdrawn"]
 
     def append(self, entries: Sequence[SpoolEntry], rejected: Mapping[str, int] | None = None) -> list[bool]:
         now = time.time()
@@ -226,7 +271,8 @@ class SqliteSpool:
     def next_batch(self, limit: int, after: int = 0) -> list[SpooledPost]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, payload, trace_context FROM posts WHERE status = 'pending' AND seq > ?"
+                "SELECT seq, payload, trace_context FROM posts WHERE status = 'pending' AND deleted_at IS NULL"
+                " AND seq > ?"
                 " ORDER BY seq LIMIT ?",
                 (after, limit),
             ).fetchall()
@@ -241,13 +287,13 @@ class SqliteSpool:
                 done = self._tenants_of_pending(forwarded)
                 self._db.executemany(
                     "UPDATE posts SET status = 'forwarded', finished_at = ?"
-                    " WHERE seq = ? AND status = 'pending'",
+                    " WHERE seq = ? AND status = 'pending' AND deleted_at IS NULL",
                     [(now, seq) for seq in forwarded],
                 )
                 refused = self._tenants_of_pending(list(failed))
                 self._db.executemany(
                     "UPDATE posts SET status = 'failed', error = ?, finished_at = ?"
-                    " WHERE seq = ? AND status = 'pending'",
+                    " WHERE seq = ? AND status = 'pending' AND deleted_at IS NULL",
                     [(reason, now, seq) for seq, reason in failed.items()],
                 )
                 self._bump("forwarded", done)
@@ -263,7 +309,7 @@ class SqliteSpool:
         for start in range(0, len(seqs), _MAX_PARAMETERS):
             chunk = seqs[start:start + _MAX_PARAMETERS]
             tenants.update(dict(self._db.execute(
-                f"SELECT tenant, COUNT(*) FROM posts WHERE status = 'pending' AND seq IN"
+                f"SELECT tenant, COUNT(*) FROM posts WHERE status = 'pending' AND deleted_at IS NULL AND seq IN"
                 f" ({','.join('?' * len(chunk))}) GROUP BY tenant",
                 chunk,
             )))
@@ -272,7 +318,7 @@ class SqliteSpool:
     @staticmethod
     def _failed_where(tenant: str, post_ids: Sequence[str]) -> tuple[str, list[str]]:
         ids = f" AND post_id IN ({','.join('?' * len(post_ids))})" if post_ids else ""
-        return f"status = 'failed' AND tenant = ?{ids}", [tenant, *post_ids]
+        return f"status = 'failed' AND deleted_at IS NULL AND tenant = ?{ids}", [tenant, *post_ids]
 
     def failed_posts(self, tenant: str, post_ids: Sequence[str] = (), limit: int = 20) -> tuple[int, list[FailedPost]]:
         where, parameters = self._failed_where(tenant, post_ids)
@@ -311,15 +357,59 @@ class SqliteSpool:
             ).fetchall()
         return [RememberedSignature(t, a, bytes(s)) for t, a, s in reversed(rows)]
 
+    def delete(self, tenant: str, posts: Sequence[tuple[str, str]]) -> int:
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                tombstoned = withdrawn = dead_letters = 0
+                for channel, post_id in dict.fromkeys(posts):
+                    row = self._db.execute(
+                        "SELECT seq, status FROM posts WHERE tenant = ? AND channel = ? AND post_id = ?"
+                        " AND deleted_at IS NULL", (tenant, channel, post_id)).fetchone()
+                    if row is None:
+                        continue
+                    tombstone = post_pb2.Post(id=post_id, tenant=tenant, channel=channel)
+                    self._db.execute(
+                        "UPDATE posts SET payload = ?, author = '', signature = NULL, trace_context = '',"
+                        " deleted_at = ? WHERE seq = ?", (tombstone.SerializeToString(), now, row[0]))
+                    self._db.execute("INSERT INTO deletions (tenant, channel, post_id, requested_at)"
+                                     " VALUES (?, ?, ?, ?)", (tenant, channel, post_id, now))
+                    tombstoned += 1
+                    withdrawn += row[1] in ("pending", "failed")
+                    dead_letters += row[1] == "failed"
+                self._bump("deleted", {tenant: tombstoned})
+                # Never forwarded, now never to be: neither pending nor a dead letter to replay.
+                self._bump("withdrawn", {tenant: withdrawn})
+                self._bump("failed", {tenant: -dead_letters})
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return tombstoned
+
+    def next_deletions(self, limit: int) -> list[Deletion]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, tenant, channel, post_id FROM deletions ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        return [Deletion(*row) for row in rows]
+
+    def mark_deleted(self, done: Sequence[int]) -> None:
+        with self._lock:
+            self._db.executemany("DELETE FROM deletions WHERE seq = ?", [(seq,) for seq in done])
+
     def prune(self, forwarded_before: float) -> int:
-        """In steps of _PRUNE_STEP rows, so that appends wait for one short transaction at most."""
+        """In steps of _PRUNE_STEP rows, so that appends wait for one short transaction at most.
+
+        A tombstone stays for the retention period after the deletion, however old the post."""
         removed = 0
         while True:
             with self._lock:
                 step = self._db.execute(
                     "DELETE FROM posts WHERE seq IN (SELECT seq FROM posts WHERE status = 'forwarded'"
-                    " AND finished_at < ? LIMIT ?)",
-                    (forwarded_before, _PRUNE_STEP),
+                    " AND finished_at < ? AND deleted_at IS NULL LIMIT ?)"
+                    " OR seq IN (SELECT seq FROM posts WHERE deleted_at < ? LIMIT ?)",
+                    (forwarded_before, _PRUNE_STEP, forwarded_before, _PRUNE_STEP),
                 ).rowcount
             removed += step
             if step < _PRUNE_STEP:
@@ -328,6 +418,8 @@ class SqliteSpool:
     def stats(self, tenant: str = "") -> SpoolStats:
         with self._lock:
             counters = self._counters(tenant)
+            where, args = ("WHERE tenant = ?", (tenant,)) if tenant else ("", ())
+            (queued,) = self._db.execute(f"SELECT COUNT(*) FROM deletions {where}", args).fetchone()
         return SpoolStats(
             accepted=counters["accepted"],
             forwarded=counters["forwarded"],
@@ -335,6 +427,8 @@ class SqliteSpool:
             pending=self._pending(counters),
             rejected=counters["rejected"],
             duplicates=counters["duplicates"],
+            deleted=counters["deleted"],
+            deletions_pending=int(queued),
         )
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from civic.listening.v1 import post_pb2
+from services.search import channel_fields
 from services.search.mapping import LANGUAGE_ANALYZERS
 
 SENTIMENT_NAMES = {
@@ -91,6 +92,7 @@ def to_document(enriched: post_pb2.EnrichedPost) -> dict[str, Any]:
     if enrichment.embedding:
         doc["embedding"] = list(enrichment.embedding)
     doc.update(_tone(enrichment))
+    doc.update(channel_fields.to_fields(post))
     return doc
 
 
@@ -139,6 +141,7 @@ def read_document(source: dict[str, Any], into: post_pb2.EnrichedPost) -> None:
         _read_timestamp(source["created_at"], post.created_at)
     if source.get("geo"):
         post.geo.lat, post.geo.lon = source["geo"]["lat"], source["geo"]["lon"]
+    channel_fields.read_fields(source, post)
     enrichment.sentiment = SENTIMENT_LABELS.get(source.get("sentiment", ""), post_pb2.SENTIMENT_LABEL_UNSPECIFIED)
     for relevance in source.get("relevance", []):
         enrichment.relevance.add(topic=relevance["topic"], score=relevance["score"])

@@ -32,6 +32,35 @@ KEYWORD: dict[str, Any] = {"type": "keyword", "ignore_above": 1024}
 LONG: dict[str, Any] = {"type": "long"}
 FLOAT: dict[str, Any] = {"type": "float"}
 
+DATE: dict[str, Any] = {"type": "date"}
+STORED_URL: dict[str, Any] = {"type": "keyword", "index": False, "doc_values": False}
+# What channels say beyond the text (threading, marks, tags, media, links, Open311 and CAP details).
+CHANNEL_PROPERTIES: dict[str, Any] = {
+    "parent_id": KEYWORD,
+    "root_id": KEYWORD,
+    "conversation_id": KEYWORD,
+    "edited_at": DATE,
+    "sensitive": {"type": "boolean"},
+    "content_warning": {"type": "text", "analyzer": "standard"},
+    "hashtags": KEYWORD,
+    "mentions": KEYWORD,
+    "media": {"properties": {"type": KEYWORD, "url": STORED_URL, "alt_text": {"type": "text", "analyzer": "standard"}}},
+    "links": {"type": "keyword", "ignore_above": 2048},
+    "sender_languages": KEYWORD,
+    "categories": KEYWORD,
+    "service_request": {"properties": {
+        "status": KEYWORD, "service_code": KEYWORD, "service_name": KEYWORD, "agency": KEYWORD,
+        "address": {"type": "text", "analyzer": "standard", "fields": {"keyword": KEYWORD}}, "updated_at": DATE,
+    }},
+    "official_alert": {"properties": {
+        "event": KEYWORD, "severity": KEYWORD, "urgency": KEYWORD, "certainty": KEYWORD,
+        "area": {"type": "text", "analyzer": "standard"},
+        # The polygon's corners, in order: geo_shape needs the spatial module, which not every cluster
+        # (the local one included) has; points are enough to find the alerts with a corner in an area.
+        "area_polygon": {"type": "geo_point"}, "expires_at": DATE,
+    }},
+}
+
 PROPERTIES: dict[str, Any] = {
     "doc_id": KEYWORD,
     "tenant": KEYWORD,
@@ -72,6 +101,7 @@ PROPERTIES: dict[str, Any] = {
     "model_versions": {"properties": {"encoder": KEYWORD, "sentiment": KEYWORD, "relevance": KEYWORD,
                                       "tone": KEYWORD}},
     "embedding": {"type": "dense_vector", "dims": EMBEDDING_DIMS, "index": True, "similarity": "cosine"},
+    **CHANNEL_PROPERTIES,
 }
 
 

@@ -31,6 +31,7 @@ MAX_BUCKETS = 100
 MAX_FILTER_VALUES = 100
 MAX_FILTER_VALUE_CHARS = 256
 T = TypeVar("T")
+CAP_SEVERITIES = ("extreme", "severe", "moderate", "minor", "unknown")
 
 AGGREGATE_FIELDS = {
     search_pb2.AGGREGATE_DIMENSION_SENTIMENT: "sentiment",
@@ -82,6 +83,7 @@ def filter_clauses(tenant: str, filters: search_pb2.SearchFilters) -> list[dict[
         clauses.append({"terms": {"emotion": [EMOTION_NAMES[emotion] for emotion in filters.emotions]}})
     if filters.offensive_only:
         clauses.append({"term": {"offensive": True}})
+    clauses += channel_filters(filters)
     created: dict[str, str] = {}
     if filters.HasField("created_from"):
         created["gte"] = _time(filters.created_from, "filters.created_from")
@@ -95,6 +97,32 @@ def filter_clauses(tenant: str, filters: search_pb2.SearchFilters) -> list[dict[
         raise InvalidArgument("filters.min_reach", "must not be negative")
     if filters.min_reach:
         clauses.append({"range": {"reach": {"gte": filters.min_reach}}})
+    return clauses
+
+
+def channel_filters(filters: search_pb2.SearchFilters) -> list[dict[str, Any]]:
+    """The filters on what channels say beyond the text: hashtags, sensitive marks, a conversation,
+    CAP severities and Open311 states."""
+    clauses: list[dict[str, Any]] = []
+    if filters.hashtags:
+        tags = _values(filters.hashtags, "filters.hashtags")
+        clauses.append({"terms": {"hashtags": [tag.lstrip("#").lower() for tag in tags]}})
+    if filters.exclude_sensitive:
+        marked = [{"term": {"sensitive": True}}, {"exists": {"field": "content_warning"}}]
+        clauses.append({"bool": {"must_not": marked}})
+    if len(filters.conversation_id) > MAX_FILTER_VALUE_CHARS:
+        raise InvalidArgument("filters.conversation_id", f"must be at most {MAX_FILTER_VALUE_CHARS} characters")
+    if filters.conversation_id:
+        clauses.append({"term": {"conversation_id": filters.conversation_id}})
+    if filters.alert_severities:
+        unknown = sorted(set(_values(filters.alert_severities, "filters.alert_severities")) - set(CAP_SEVERITIES))
+        if unknown:
+            allowed = ", ".join(CAP_SEVERITIES)
+            raise InvalidArgument("filters.alert_severities", f"must be among {allowed}, got {unknown}")
+        clauses.append({"terms": {"official_alert.severity": list(filters.alert_severities)}})
+    if filters.service_statuses:
+        statuses = _values(filters.service_statuses, "filters.service_statuses")
+        clauses.append({"terms": {"service_request.status": [status.lower() for status in statuses]}})
     return clauses
 
 

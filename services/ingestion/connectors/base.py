@@ -10,9 +10,10 @@ instead of losing posts.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from html.parser import HTMLParser
 from typing import Protocol
 
@@ -33,11 +34,13 @@ class SourceConfig:
 
 @dataclass
 class Fetch:
-    """One poll's outcome: new posts (oldest first), the cursor to persist, and skipped entries."""
+    """One poll's outcome: new posts (oldest first), the cursor to persist, skipped entries, and the
+    ids of posts the channel says were deleted since (their authors' wish, carried out downstream)."""
 
     posts: list[post_pb2.Post]
     cursor: dict[str, str]
     skipped: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
 
 
 class Connector(Protocol):
@@ -46,6 +49,17 @@ class Connector(Protocol):
     kind: str
 
     def fetch(self, source: SourceConfig, cursor: Mapping[str, str]) -> Fetch: ...
+
+
+class Subscription(Protocol):
+    """Follows a channel that pushes (a firehose) until `stop` is set: hands what arrived to
+    `checkpoint` (which ingests it and stores `Fetch.cursor`), and raises ConnectorError when the
+    connection is lost, for the caller to reconnect from the last checkpoint."""
+
+    kind: str
+
+    def run(self, source: SourceConfig, cursor: Mapping[str, str], checkpoint: Callable[[Fetch], None],
+            stop: threading.Event) -> None: ...
 
 
 class ConnectorError(Exception):
@@ -77,10 +91,11 @@ def html_to_text(fragment: str) -> str:
     return html.unescape("".join(parser.parts)).strip()
 
 
-def parse_time(value: str) -> datetime:
-    """ISO 8601 with 'Z' or an offset, as every JSON channel here sends; naive means UTC."""
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+def parse_time(value: str, zone: tzinfo = UTC) -> datetime:
+    """ISO 8601 with 'Z' or an offset, as every JSON channel here sends; naive means `zone` (UTC
+    unless the source says where its server's clock is)."""
+    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
 def new_post(source: SourceConfig, post_id: str, text: str, created_at: datetime) -> post_pb2.Post:

@@ -68,7 +68,8 @@ class Http:
         self.client.close()
 
     def get(
-        self, url: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+        self, url: str, params: Mapping[str, Any] | httpx.QueryParams | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """The response of a GET that is not rate limited; 304 and 4xx are returned for the caller."""
         for attempt in range(self.max_retries + 1):

@@ -48,6 +48,8 @@ function samples(alert) {
         return h("li", {}, h("span", { class: `badge ${post.sentiment || ""}` }, post.sentiment || "?"), " ", post.text, " ",
           safeLink(post.url, "original ↗"));
       } catch (error) {
+        // A post its author deleted is gone from search: the alert keeps counting it, without its words.
+        if (error.status === 404) return h("li", { class: "gone" }, `${ref}: no longer available (deleted by its author or removed)`);
         return h("li", {}, `${ref}: ${error.message}`);
       }
     }));
