@@ -29,8 +29,8 @@ from civic.listening.v1 import inference_pb2, inference_pb2_grpc, post_pb2
 from inference.model import EnrichmentModel
 from inference.runtime import VARIANTS
 from inference.training.data import DEFAULT_DATA_DIR, read_lines
-from services.common.launch import free_port, spawn, stop_pid
 from services.common.settings import Settings
+from services.devstack.launch import free_port, spawn, stop_pid
 
 STARTUP_LIMIT_S = 300.0
 

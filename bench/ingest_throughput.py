@@ -37,10 +37,10 @@ from civic.listening.v1 import (
     search_pb2,
     search_pb2_grpc,
 )
-from services.common.elasticsearch_local import LocalElasticsearch, ensure_installed
-from services.common.launch import free_port, spawn, stop_pid, wait_healthy
-from services.common.post_files import iter_posts
 from services.common.settings import CACHE_DIR, Settings
+from services.devstack.elasticsearch_local import LocalElasticsearch, ensure_installed
+from services.devstack.launch import free_port, spawn, stop_pid, wait_healthy
+from services.devstack.post_files import iter_posts
 from services.ingestion.normalize import normalize_post
 
 REPO = Path(__file__).resolve().parents[1]

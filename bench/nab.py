@@ -28,7 +28,7 @@ from statistics import median
 
 import numpy as np
 
-from services.alerting.anomaly import DEFAULT_SENSITIVITY, DEFAULT_SETTINGS, Direction, VolumeAnomalyDetector
+from services.common.anomaly import DEFAULT_SENSITIVITY, DEFAULT_SETTINGS, Direction, VolumeAnomalyDetector
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "anomaly"
 TWEETS_DIR = DATASETS / "nab"

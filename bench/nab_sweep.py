@@ -38,14 +38,14 @@ from bench.nab import (
     score_file,
     summary,
 )
-from services.alerting.anomaly import (
+from services.common.anomaly import (
     DEFAULT_SETTINGS,
     FULL_SCALE_Z,
     AlertGate,
     default_sensitivity,
     direction_columns,
 )
-from services.alerting.anomaly_model import DetectorSettings, PeakCalibration, ResidualModel
+from services.common.anomaly_model import DetectorSettings, PeakCalibration, ResidualModel
 
 DAY = 86_400.0
 STRUCTURAL_GRID: dict[str, tuple[float, ...]] = {
@@ -186,7 +186,7 @@ def main() -> None:
     same = all(np.array_equal(a, b) for a, b in zip(alerts, online, strict=True))
     print(f"\nthe online detector with these settings reproduces the sweep's alerts: {'yes' if same else 'NO'}")
     if shipped != DEFAULT_SETTINGS:
-        print("NOTE: services/alerting/anomaly_model.py's DetectorSettings defaults differ from this choice")
+        print("NOTE: services/common/anomaly_model.py's DetectorSettings defaults differ from this choice")
 
 
 if __name__ == "__main__":

@@ -22,13 +22,13 @@ from elasticsearch import Elasticsearch, helpers
 
 from bench.relevance_data import REPO, Embeddings
 from bench.search_common import make_posts
-from services.common.elasticsearch_local import LocalElasticsearch, ensure_installed
-from services.common.launch import free_port
 from services.common.relevance.background import Background
 from services.common.relevance.definitions import TopicDefinition, load_topics
 from services.common.relevance.scoring import Calibration, compile_topics
 from services.common.relevance.teaching import teach
 from services.common.settings import CACHE_DIR, Settings
+from services.devstack.elasticsearch_local import LocalElasticsearch, ensure_installed
+from services.devstack.launch import free_port
 from services.search.documents import to_document
 from services.search.mapping import ensure_tenant_index, install_templates
 from services.search.topics.jobs import TaggingJobs

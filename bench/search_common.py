@@ -16,10 +16,10 @@ import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from civic.listening.v1 import post_pb2
-from services.common.elasticsearch_local import LocalElasticsearch, ensure_installed
 from services.common.grpc_server import channel
-from services.common.launch import free_port, spawn, stop_pid, wait_healthy
 from services.common.settings import CACHE_DIR, Settings
+from services.devstack.elasticsearch_local import LocalElasticsearch, ensure_installed
+from services.devstack.launch import free_port, spawn, stop_pid, wait_healthy
 
 WORDS = [
     "bus", "route", "late", "delay", "metro", "station", "pothole", "street", "light", "park", "passport",

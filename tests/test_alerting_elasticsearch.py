@@ -14,7 +14,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from civic.listening.v1 import alerting_pb2
 from services.alerting.es_copy import MAPPINGS
-from services.common.launch import free_port
+from services.devstack.launch import free_port
 from tests.test_alerting_grpc import HOUR, MONDAY, Running, enriched, rule, start  # noqa: F401
 
 

@@ -18,8 +18,8 @@ from civic.listening.v1 import alerting_pb2, alerting_pb2_grpc, post_pb2
 from services.alerting.priority import WEIGHTS
 from services.alerting.server import SERVICE_NAME, build_server
 from services.alerting.service import MAX_QUEUED_EVALUATIONS, open_alerting
-from services.common.launch import is_healthy
 from services.common.settings import Settings
+from services.devstack.launch import is_healthy
 
 FIRING = alerting_pb2.ALERT_STATE_FIRING
 RESOLVED = alerting_pb2.ALERT_STATE_RESOLVED

@@ -18,9 +18,9 @@ from services.alerting.server import build_server
 from services.alerting.service import open_alerting
 from services.common.boolean_query import Document, parse
 from services.common.errors import InvalidArgument
-from services.common.launch import free_port, spawn, stop_pid, wait_healthy
-from services.common.post_files import iter_posts
 from services.common.settings import Settings
+from services.devstack.launch import free_port, spawn, stop_pid, wait_healthy
+from services.devstack.post_files import iter_posts
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_RULES = ROOT / "examples" / "rules.yaml"

@@ -12,15 +12,15 @@ import pytest
 
 from civic.listening.v1 import alerting_pb2
 from services.alerting import volume
-from services.alerting.anomaly import (
+from services.alerting.rules import WindowCounts
+from services.alerting.store import AlertStore
+from services.common.anomaly import (
     DEFAULT_SENSITIVITY,
     DEFAULT_SETTINGS,
     Direction,
     VolumeAnomalyDetector,
     detect_csv,
 )
-from services.alerting.rules import WindowCounts
-from services.alerting.store import AlertStore
 
 STEP = 300
 ROWS_PER_DAY = 288

@@ -26,7 +26,7 @@ from civic.listening.v1 import (
     search_pb2,
     search_pb2_grpc,
 )
-from services.common.launch import free_port, stop_pid
+from services.devstack.launch import free_port, stop_pid
 from tests.fixtures.pipeline import make_post
 from tests.fixtures.stack_dashboard import DashboardStack, ingest_and_wait, insert_dead_letter, start_gateway
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from services.common.elasticsearch_analyzers import LUCENE_ANALYZERS
-from services.common.elasticsearch_local import LocalElasticsearch, ensure_installed
-from services.common.launch import free_port, pid_alive
 from services.common.settings import CACHE_DIR, Settings
+from services.devstack.elasticsearch_analyzers import LUCENE_ANALYZERS
+from services.devstack.elasticsearch_local import LocalElasticsearch, ensure_installed
+from services.devstack.launch import free_port, pid_alive
 
 pytestmark = pytest.mark.slow
 

@@ -27,7 +27,7 @@ from civic.listening.v1 import (
     topics_pb2,
     topics_pb2_grpc,
 )
-from services.common.launch import free_port, pid_alive
+from services.devstack.launch import free_port, pid_alive
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 

@@ -18,7 +18,7 @@ import yaml
 
 from civic.listening.v1 import post_pb2
 from services.common.language import detect_language
-from services.common.post_files import count_records, iter_posts
+from services.devstack.post_files import count_records, iter_posts
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TENANTS = {"city-transit", "passport-office", "emergency-mgmt"}

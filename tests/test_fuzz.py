@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from civic.listening.v1 import alerting_pb2, ingestion_pb2, search_pb2
 from services.common.auth import METHOD_ROLES
-from services.common.launch import is_healthy
 from services.common.tenancy import tenants_of
+from services.devstack.launch import is_healthy
 from tests.fixtures.security import SecuredStack
 from tests.test_security_isolation import enriched
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from civic.listening.v1 import alerting_pb2, alerting_pb2_grpc, post_pb2, search_pb2, search_pb2_grpc
-from services.common.launch import free_port, stop_pid
+from services.devstack.launch import free_port, stop_pid
 from tests.fixtures.pipeline import make_post
 from tests.fixtures.stack_dashboard import DashboardStack, ingest_and_wait, insert_dead_letter, start_gateway
 

@@ -12,7 +12,7 @@ import pytest
 
 from civic.listening.v1 import alerting_pb2, alerting_pb2_grpc
 from services.common.auth import create_key
-from services.common.launch import free_port, spawn, stop_pid, wait_healthy
+from services.devstack.launch import free_port, spawn, stop_pid, wait_healthy
 from tests.fixtures.stack_dashboard import start_gateway
 
 pytestmark = pytest.mark.slow

@@ -37,7 +37,7 @@ from civic.listening.v1 import (
     ingestion_pb2_grpc,
     post_pb2,
 )
-from services.common.launch import free_port, spawn, stop_pid, wait_healthy
+from services.devstack.launch import free_port, spawn, stop_pid, wait_healthy
 from services.search.mapping import alias_name, first_index_name
 from tests.fixtures.inference import session_processes
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import grpc
 
 from civic.listening.v1 import ingestion_pb2, ingestion_pb2_grpc, post_pb2
-from services.common.launch import free_port, spawn, stop_pid, wait_healthy
 from services.common.settings import Settings
+from services.devstack.launch import free_port, spawn, stop_pid, wait_healthy
 from services.ingestion.forwarder import BACKOFF_CAP_S, Forwarder, backoff_delay
 from services.ingestion.spool import SpoolEntry, SqliteSpool
 

@@ -11,8 +11,8 @@ import grpc
 import pytest
 
 from civic.listening.v1 import ingestion_pb2, ingestion_pb2_grpc, post_pb2
-from services.common.launch import is_healthy
 from services.common.settings import Settings
+from services.devstack.launch import is_healthy
 from services.ingestion.server import SERVICE_NAME, build_server
 from services.ingestion.service import Ingestion
 from services.ingestion.spool import SqliteSpool

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.common import launch
-from services.common.launch import free_port
+from services.devstack import launch
+from services.devstack.launch import free_port
 
 
 def _ephemeral_start() -> int:

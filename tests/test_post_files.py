@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.post_files import CSV_COLUMNS, count_records, iter_posts
+from services.devstack.post_files import CSV_COLUMNS, count_records, iter_posts
 
 GOOD = {
     "id": "p1",

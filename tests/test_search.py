@@ -283,7 +283,7 @@ def test_rejected_document_comes_back_as_an_index_error(
 
 
 def test_elasticsearch_down_is_unavailable() -> None:
-    from services.common.launch import free_port
+    from services.devstack.launch import free_port
 
     settings = Settings(es_url=f"http://127.0.0.1:{free_port()}")
     es = connect(settings)

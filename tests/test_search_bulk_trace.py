@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from civic.listening.v1 import search_pb2, search_pb2_grpc
-from services.common.launch import free_port, spawn, stop_pid, wait_healthy
+from services.devstack.launch import free_port, spawn, stop_pid, wait_healthy
 from tests.fixtures.otlp import Received
 from tests.test_search import enriched
 

@@ -22,8 +22,8 @@ from services.alerting.server import SERVICE_NAME, build_server
 from services.alerting.service import open_alerting
 from services.common.auth import METHOD_ROLES, Authenticator, Unauthenticated, list_keys, revoke_key
 from services.common.grpc_server import channel
-from services.common.launch import is_healthy
 from services.common.settings import Settings
+from services.devstack.launch import is_healthy
 from tests.fixtures.security import Credentials, bearer
 
 MONDAY = datetime(2026, 11, 9, 9, tzinfo=UTC)

@@ -16,8 +16,8 @@ import pytest
 
 from civic.listening.v1 import post_pb2, search_pb2, search_pb2_grpc
 from services.common.grpc_server import channel
-from services.common.launch import free_port, spawn, stop_pid, wait_healthy
 from services.common.settings import Settings
+from services.devstack.launch import free_port, spawn, stop_pid, wait_healthy
 from services.ingestion.forwarder import Forwarder
 from services.ingestion.service import Ingestion
 from services.ingestion.spool import SqliteSpool

@@ -15,8 +15,8 @@ from civic.listening.v1 import alerting_pb2, alerting_pb2_grpc
 from services.alerting.server import build_server
 from services.alerting.service import open_alerting
 from services.common.grpc_server import GrpcServer, channel
-from services.common.launch import free_port, is_healthy
 from services.common.settings import Settings
+from services.devstack.launch import free_port, is_healthy
 from tests.fixtures.security import Credentials, Pki, make_pki
 
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from civic.listening.v1 import post_pb2
 from services.cli.trace import post_traces, trace_trees
 from services.common import telemetry
-from services.common.launch import free_port
+from services.devstack.launch import free_port
 from tests.fixtures.otlp import Received
 
 

@@ -19,7 +19,7 @@ import grpc
 import pytest
 
 from civic.listening.v1 import ingestion_pb2, ingestion_pb2_grpc, post_pb2
-from services.common.launch import free_port, spawn, stop_pid, wait_healthy
+from services.devstack.launch import free_port, spawn, stop_pid, wait_healthy
 from tests.fixtures.inference import _wait_until_enrich_answers
 from tests.fixtures.otlp import Received
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import pickle
 
 from civic.listening.v1 import alerting_pb2
-from services.alerting.anomaly import DEFAULT_SENSITIVITY, STATE_VERSION, Verdict, VolumeAnomalyDetector
 from services.alerting.rules import VOLUME_DROP
 from services.alerting.store import AlertStore
+from services.common.anomaly import DEFAULT_SENSITIVITY, STATE_VERSION, Verdict, VolumeAnomalyDetector
 
 
 def new_detector(rule: alerting_pb2.Rule) -> VolumeAnomalyDetector:

@@ -23,7 +23,6 @@ from civic.listening.v1 import (
     search_pb2_grpc,
     topics_pb2_grpc,
 )
-from services.alerting.anomaly import DIRECTIONS, Direction, detect_csv
 from services.cli import alerts as alerts_cli
 from services.cli import demo_topics, render, trace, trends
 from services.cli import failed as failed_cli
@@ -33,9 +32,10 @@ from services.cli import topics as topics_cli
 from services.cli.classify import classify_texts
 from services.cli.common import console, fail, friendly_errors, stub
 from services.cli.stack import Stack, dashboard_url
-from services.common.otlp_receiver import store_dir
-from services.common.post_files import count_records, iter_posts
+from services.common.anomaly import DIRECTIONS, Direction, detect_csv
 from services.common.settings import Settings, get_settings
+from services.devstack.otlp_receiver import store_dir
+from services.devstack.post_files import count_records, iter_posts
 
 app = typer.Typer(help="civic-listening: social listening for public services.", no_args_is_help=True)
 app.add_typer(sources_cli.app, name="sources")

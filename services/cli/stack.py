@@ -18,9 +18,9 @@ from urllib.parse import urlparse
 
 import httpx
 
-from services.common import launch
-from services.common.elasticsearch_local import LocalElasticsearch, ensure_installed
 from services.common.settings import CACHE_DIR, Settings
+from services.devstack import launch
+from services.devstack.elasticsearch_local import LocalElasticsearch, ensure_installed
 
 
 def http_healthy(target: str) -> bool:
@@ -64,7 +64,7 @@ def local_telemetry() -> bool:
 
 COMPONENTS = [
     Component(
-        "telemetry", "services.common.otlp_receiver", lambda s: f"127.0.0.1:{s.otlp_receiver_port}", 30.0,
+        "telemetry", "services.devstack.otlp_receiver", lambda s: f"127.0.0.1:{s.otlp_receiver_port}", 30.0,
         wanted=local_telemetry,
     ),
     Component("inference", "inference", lambda s: s.inference_target, 420.0),

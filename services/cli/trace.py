@@ -1,6 +1,6 @@
 """`civic trace POST_ID`: a post's journey through the stack, as span trees with timings.
 
-Reads the spans the local OTLP receiver stored (see services/common/otlp_receiver.py). A post is
+Reads the spans the local OTLP receiver stored (see services/devstack/otlp_receiver.py). A post is
 found through the post ids its spans carry (civic.post_ids); work done in a batch that continued
 another post's trace is shown under the span it links to, so the post's whole journey is visible.
 """
@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
-from services.common.otlp_receiver import SPANS_FILE, load
+from services.devstack.otlp_receiver import SPANS_FILE, load
 
 Span = dict[str, Any]
 # Attributes worth a glance in a terminal; the receiver's file keeps all of them.

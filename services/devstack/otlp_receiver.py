@@ -178,7 +178,7 @@ class OtlpReceiver:
 
 
 def main() -> None:
-    """`python -m services.common.otlp_receiver`: serves on settings.otlp_receiver_port."""
+    """`python -m services.devstack.otlp_receiver`: serves on settings.otlp_receiver_port."""
     # The receiver must not trace its own Export calls into itself.
     os.environ["OTEL_SDK_DISABLED"] = "true"
     from services.common import telemetry

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TypedDict, get_args
 
-from services.alerting.anomaly_model import DetectorSettings, PeakCalibration, ResidualModel, calibrated
+from services.common.anomaly_model import DetectorSettings, PeakCalibration, ResidualModel, calibrated
 
 # Chosen by bench/nab_sweep.py: the rule its leave-one-category-out cross-validation checks, applied to all
 # 53 NAB development series.

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from services.common.elasticsearch_analyzers import install_language_analyzers
-from services.common.launch import pid_alive
+from services.devstack.elasticsearch_analyzers import install_language_analyzers
+from services.devstack.launch import pid_alive
 
 log = logging.getLogger(__name__)
 
