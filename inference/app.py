@@ -23,7 +23,7 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from civic.listening.v1 import inference_pb2, post_pb2
-from services.common import telemetry
+from services.common import enum_names, telemetry
 from services.common.auth import Authenticator, authorize
 from services.common.errors import InvalidArgument
 from services.common.settings import Settings, get_settings
@@ -51,19 +51,6 @@ INGRESS_MAX_QUEUED_REQUESTS = 256
 # Stopping drops calls in flight after a second rather than Serve's default 20 s: clients retry.
 SHUTDOWN_WAIT_LOOP_S = 0.1
 SHUTDOWN_TIMEOUT_S = 1.0
-
-_LABELS = {
-    "negative": post_pb2.SENTIMENT_LABEL_NEGATIVE,
-    "neutral": post_pb2.SENTIMENT_LABEL_NEUTRAL,
-    "positive": post_pb2.SENTIMENT_LABEL_POSITIVE,
-}
-_EMOTIONS = {
-    "": post_pb2.EMOTION_UNSPECIFIED,
-    "anger": post_pb2.EMOTION_ANGER,
-    "joy": post_pb2.EMOTION_JOY,
-    "optimism": post_pb2.EMOTION_OPTIMISM,
-    "sadness": post_pb2.EMOTION_SADNESS,
-}
 
 T = TypeVar("T")
 
@@ -109,7 +96,7 @@ def to_enrichment(result: EnrichmentResult, versions: dict[str, str]) -> post_pb
     relevance = sorted(result.relevance, key=lambda pair: pair[1], reverse=True)
     tone = result.tone
     return post_pb2.Enrichment(
-        sentiment=_LABELS[result.label],
+        sentiment=enum_names.SENTIMENTS[result.label],
         sentiment_scores=post_pb2.SentimentScores(
             negative=result.scores["negative"],
             neutral=result.scores["neutral"],
@@ -125,7 +112,7 @@ def to_enrichment(result: EnrichmentResult, versions: dict[str, str]) -> post_pb
             relevance=versions["relevance"],
             tone=versions["tone"],
         ),
-        emotion=_EMOTIONS[tone.emotion],
+        emotion=enum_names.EMOTIONS.get(tone.emotion, post_pb2.EMOTION_UNSPECIFIED),
         emotion_scores=post_pb2.EmotionScores(**tone.emotion_scores),
         offensive=tone.offensive,
         offensive_score=tone.offensive_score,

@@ -16,6 +16,7 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from civic.listening.v1 import alerting_pb2
 from services.alerting.store import AlertStore
+from services.common import enum_names
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,8 @@ def document(alert: alerting_pb2.Alert) -> dict[str, Any]:
     """The alert as searchers see it: words for enums, dates as ISO-8601, unset times left out."""
     doc: dict[str, Any] = {
         "id": alert.id, "tenant": alert.tenant, "rule_id": alert.rule_id, "rule_name": alert.rule_name,
-        "severity": alerting_pb2.Severity.Name(alert.severity).removeprefix("SEVERITY_").lower(),
-        "state": alerting_pb2.AlertState.Name(alert.state).removeprefix("ALERT_STATE_").lower(),
+        "severity": enum_names.word(alerting_pb2.Severity, alert.severity),
+        "state": enum_names.word(alerting_pb2.AlertState, alert.state),
         "summary": alert.summary, "post_count": alert.post_count, "sample_post_ids": list(alert.sample_post_ids),
         "priority": alert.priority,
         "priority_factors": [{"name": f.name, "value": f.value, "weight": f.weight, "reason": f.reason}

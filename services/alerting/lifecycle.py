@@ -12,6 +12,7 @@ from civic.listening.v1 import alerting_pb2
 from services.alerting import priority
 from services.alerting.silences import require_by
 from services.alerting.store import AlertStore
+from services.common import enum_names
 from services.common.errors import InvalidArgument, NotFound
 from services.common.validation import require_tenant
 
@@ -28,7 +29,7 @@ RAISED = {
 
 
 def severity_word(severity: int) -> str:
-    return alerting_pb2.Severity.Name(severity).removeprefix("SEVERITY_").lower()  # type: ignore[arg-type]
+    return enum_names.word(alerting_pb2.Severity, severity)
 
 
 def effective_rule(rule: alerting_pb2.Rule, alert: alerting_pb2.Alert) -> alerting_pb2.Rule:

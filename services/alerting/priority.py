@@ -13,6 +13,7 @@ import math
 
 from civic.listening.v1 import alerting_pb2
 from services.alerting.rules import WindowCounts
+from services.common import enum_names
 
 WEIGHTS: dict[str, float] = {
     "reach": 0.15,
@@ -40,7 +41,7 @@ def _unit(value: float) -> float:
 
 
 def severity_reason(severity: int, escalated: bool = False) -> str:
-    word = alerting_pb2.Severity.Name(severity).removeprefix("SEVERITY_").lower()  # type: ignore[arg-type]
+    word = enum_names.word(alerting_pb2.Severity, severity)
     return f"{word}, escalated for being unacknowledged" if escalated else f"{word} rule"
 
 

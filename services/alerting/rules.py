@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from civic.listening.v1 import alerting_pb2, post_pb2
-from services.common import boolean_query
+from services.common import boolean_query, enum_names
 from services.common.errors import InvalidArgument
 from services.common.validation import require_tenant
 
@@ -50,7 +50,7 @@ KINDS = (
 PERCENT_KINDS = (NEGATIVE_SHARE, SENTIMENT_SHIFT, ANGER_SURGE)
 # Kinds scored by the online anomaly detector, fed the rule's closed windows in order.
 DETECTOR_KINDS = (VOLUME_SPIKE, VOLUME_DROP)
-KIND_WORDS = ", ".join(alerting_pb2.RuleKind.Name(kind).removeprefix("RULE_KIND_").lower() for kind in KINDS)
+KIND_WORDS = ", ".join(enum_names.word(alerting_pb2.RuleKind, kind) for kind in KINDS)
 
 
 def validate_rule(rule: alerting_pb2.Rule, prefix: str = "rule") -> alerting_pb2.Rule:
@@ -100,8 +100,8 @@ def validate_rule(rule: alerting_pb2.Rule, prefix: str = "rule") -> alerting_pb2
 def post_document(enriched: post_pb2.EnrichedPost) -> boolean_query.Document:
     """A post as the query language sees it: its text and the values of its keyword fields."""
     post, enrichment = enriched.post, enriched.enrichment
-    sentiment = post_pb2.SentimentLabel.Name(enrichment.sentiment).removeprefix("SENTIMENT_LABEL_").lower()
-    emotion = post_pb2.Emotion.Name(enrichment.emotion).removeprefix("EMOTION_").lower()
+    sentiment = enum_names.word(post_pb2.SentimentLabel, enrichment.sentiment)
+    emotion = enum_names.word(post_pb2.Emotion, enrichment.emotion)
     toned = enrichment.emotion != post_pb2.EMOTION_UNSPECIFIED
     return boolean_query.Document.of(
         post.text,
@@ -109,7 +109,7 @@ def post_document(enriched: post_pb2.EnrichedPost) -> boolean_query.Document:
             "channel": [post.channel],
             "source": [post.source],
             "language": [post.language],
-            "sentiment": [] if enrichment.sentiment == post_pb2.SENTIMENT_LABEL_UNSPECIFIED else [sentiment],
+            "sentiment": [sentiment] if sentiment else [],
             "topics": list(enrichment.topics) or [enrichment.topic],
             "author": [post.author.name],
             "author.name": [post.author.name],

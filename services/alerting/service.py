@@ -32,7 +32,7 @@ from services.alerting.rules import (
 from services.alerting.silences import Silences, silenced_by
 from services.alerting.store import AlertStore
 from services.alerting.webhooks import Webhooks
-from services.common import boolean_query, elasticsearch_client, telemetry
+from services.common import boolean_query, elasticsearch_client, enum_names, telemetry
 from services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from services.common.post_validation import MAX_TEXT_CHARS, check_post, require_created_at
 from services.common.settings import Settings
@@ -380,8 +380,8 @@ def alert_labels(rule: alerting_pb2.Rule) -> dict[str, str]:
         "alertname": rule.id,
         "tenant": rule.tenant,
         "rule": rule.id,
-        "kind": alerting_pb2.RuleKind.Name(rule.kind).removeprefix("RULE_KIND_").lower(),
-        "severity": alerting_pb2.Severity.Name(rule.severity).removeprefix("SEVERITY_").lower(),
+        "kind": enum_names.word(alerting_pb2.RuleKind, rule.kind),
+        "severity": enum_names.word(alerting_pb2.Severity, rule.severity),
     }
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from civic.listening.v1 import alerting_pb2, alerting_pb2_grpc
 from services.cli.common import console, friendly_errors, stub
+from services.common import enum_names
 from services.common.settings import get_settings
 
 app = typer.Typer(
@@ -50,10 +51,6 @@ def _stub() -> alerting_pb2_grpc.AlertingServiceStub:
     return stub(alerting_pb2_grpc.AlertingServiceStub, get_settings().alerting_target)
 
 
-def _word(enum: Any, value: int, prefix: str) -> str:
-    return str(enum.Name(value)).removeprefix(prefix).lower()
-
-
 def why(alert: alerting_pb2.Alert, shown: int = WHY_FACTORS) -> str:
     """The factors that add most to the priority, with their points; abuse always with its reason."""
     ranked = sorted(alert.priority_factors, key=lambda f: -f.value * f.weight)
@@ -82,8 +79,8 @@ def _table(tenant: str, alerts: list[alerting_pb2.Alert]) -> None:
             "escalated" if alert.HasField("escalated_at") else "",
         ]))
         table.add_row(
-            alert.id, f"{alert.priority:.0f}", _word(alerting_pb2.Severity, alert.severity, "SEVERITY_"),
-            _word(alerting_pb2.AlertState, alert.state, "ALERT_STATE_"), alert.rule_name,
+            alert.id, f"{alert.priority:.0f}", enum_names.word(alerting_pb2.Severity, alert.severity),
+            enum_names.word(alerting_pb2.AlertState, alert.state), alert.rule_name,
             alert.window_start.ToDatetime().strftime("%Y-%m-%d %H:%M"), str(alert.post_count), who, alert.summary,
             why(alert),
         )
@@ -125,7 +122,7 @@ def list_alerts(
 
 def threshold_words(rule: alerting_pb2.Rule) -> str:
     """The threshold in the unit of the rule's kind."""
-    unit = THRESHOLD_UNITS.get(_word(alerting_pb2.RuleKind, rule.kind, "RULE_KIND_"), "")
+    unit = THRESHOLD_UNITS.get(enum_names.word(alerting_pb2.RuleKind, rule.kind), "")
     return f"{rule.threshold:g}{unit}"
 
 
@@ -142,15 +139,15 @@ def rules(tenant: Tenant) -> None:
         table.add_column(column, overflow="fold")
     for rule in listed.rules:
         table.add_row(
-            rule.id, _word(alerting_pb2.RuleKind, rule.kind, "RULE_KIND_"), rule.query or "(every post)",
+            rule.id, enum_names.word(alerting_pb2.RuleKind, rule.kind), rule.query or "(every post)",
             threshold_words(rule), f"{rule.window_seconds // 60} min", str(rule.min_posts),
-            _word(alerting_pb2.Severity, rule.severity, "SEVERITY_"), rule.name,
+            enum_names.word(alerting_pb2.Severity, rule.severity), rule.name,
         )
     console.print(table)
 
 
 def _changed(alert: alerting_pb2.Alert, what: str) -> None:
-    console.print(f"{alert.id} {what} ({_word(alerting_pb2.AlertState, alert.state, 'ALERT_STATE_')}): "
+    console.print(f"{alert.id} {what} ({enum_names.word(alerting_pb2.AlertState, alert.state)}): "
                   f"{alert.rule_name}", highlight=False)
 
 
@@ -233,7 +230,7 @@ def watch(
             event = reply.event
             console.print(
                 f"{event.sequence} {event.at.ToDatetime():%Y-%m-%d %H:%M:%S} "
-                f"{_word(alerting_pb2.AlertEventKind, event.kind, 'ALERT_EVENT_KIND_')} {event.alert.id} "
+                f"{enum_names.word(alerting_pb2.AlertEventKind, event.kind)} {event.alert.id} "
                 f"{event.alert.rule_name}: {event.alert.summary}",
                 highlight=False, soft_wrap=True,
             )

@@ -16,7 +16,7 @@ import numpy as np
 
 from civic.listening.v1 import inference_pb2, inference_pb2_grpc, post_pb2
 from services.cli.common import stub
-from services.common import boolean_query
+from services.common import boolean_query, enum_names
 from services.common.language import detect_language
 from services.common.relevance.background import Background
 from services.common.relevance.definitions import load_topics
@@ -85,10 +85,9 @@ def _remote(texts: list[str], topics_file: Path | None, batch_size: int) -> None
             scores, emotions = enrichment.sentiment_scores, enrichment.emotion_scores
             emit(
                 text,
-                post_pb2.SentimentLabel.Name(enrichment.sentiment).removeprefix("SENTIMENT_LABEL_").lower(),
+                enum_names.word(post_pb2.SentimentLabel, enrichment.sentiment),
                 {"negative": scores.negative, "neutral": scores.neutral, "positive": scores.positive},
-                "" if enrichment.emotion == post_pb2.EMOTION_UNSPECIFIED
-                else post_pb2.Emotion.Name(enrichment.emotion).removeprefix("EMOTION_").lower(),
+                enum_names.word(post_pb2.Emotion, enrichment.emotion),
                 {"anger": emotions.anger, "joy": emotions.joy, "optimism": emotions.optimism,
                  "sadness": emotions.sadness},
                 enrichment.offensive,

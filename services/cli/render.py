@@ -10,12 +10,13 @@ from rich.table import Table
 
 from civic.listening.v1 import alerting_pb2, ingestion_pb2, post_pb2, search_pb2
 from services.cli.stack import ComponentStatus
+from services.common import enum_names
 
 SENTIMENT_STYLE = {"negative": "red", "neutral": "yellow", "positive": "green"}
 
 
 def sentiment_name(value: int) -> str:
-    return post_pb2.SentimentLabel.Name(value).removeprefix("SENTIMENT_LABEL_").lower()  # type: ignore[arg-type]
+    return enum_names.word(post_pb2.SentimentLabel, value) or "unspecified"
 
 
 def status_table(console: Console, rows: Sequence[ComponentStatus]) -> None:
@@ -59,8 +60,8 @@ def feeling(enrichment: post_pb2.Enrichment) -> str:
     the column stays narrow."""
     label = sentiment_name(enrichment.sentiment)
     lines = [f"[{SENTIMENT_STYLE.get(label, 'white')}]{label}[/]"]
-    if enrichment.emotion != post_pb2.EMOTION_UNSPECIFIED:
-        lines.append(post_pb2.Emotion.Name(enrichment.emotion).removeprefix("EMOTION_").lower())
+    if emotion := enum_names.word(post_pb2.Emotion, enrichment.emotion):
+        lines.append(emotion)
     if enrichment.offensive:
         lines.append("[red]offensive[/red]")
     return "\n".join(lines)
@@ -114,8 +115,8 @@ def alert_table(console: Console, tenant: str, alerts: Iterable[alerting_pb2.Ale
     for alert in rows:
         table.add_row(
             f"{alert.priority:.0f}",
-            alerting_pb2.Severity.Name(alert.severity).removeprefix("SEVERITY_").lower(),
-            alerting_pb2.AlertState.Name(alert.state).removeprefix("ALERT_STATE_").lower(),
+            enum_names.word(alerting_pb2.Severity, alert.severity),
+            enum_names.word(alerting_pb2.AlertState, alert.state),
             alert.rule_name,
             alert.window_start.ToDatetime().strftime("%Y-%m-%d %H:%M"),
             str(alert.post_count),

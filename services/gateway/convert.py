@@ -13,15 +13,9 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from civic.listening.v1 import alerting_pb2, ingestion_pb2, post_pb2, search_pb2, topics_pb2
+from services.common import enum_names
 
 JSON = dict[str, Any]
-
-
-def enum_word(enum: Any, value: int, prefix: str) -> str | None:
-    """SENTIMENT_LABEL_NEGATIVE -> "negative"; the UNSPECIFIED value -> None."""
-    name: str = enum.Name(value)
-    word = name.removeprefix(prefix).lower()
-    return None if word == "unspecified" else word
 
 
 def iso(moment: datetime) -> str:
@@ -53,12 +47,12 @@ def post(enriched: post_pb2.EnrichedPost) -> JSON:
         "url": safe_url(p.url),
         "engagement": {"likes": p.engagement.likes, "shares": p.engagement.shares, "replies": p.engagement.replies},
         "near_duplicate": p.near_duplicate,
-        "sentiment": enum_word(post_pb2.SentimentLabel, e.sentiment, "SENTIMENT_LABEL_"),
+        "sentiment": enum_names.word(post_pb2.SentimentLabel, e.sentiment) or None,
         "sentiment_scores": {"negative": e.sentiment_scores.negative, "neutral": e.sentiment_scores.neutral,
                              "positive": e.sentiment_scores.positive},
         "topic": e.topic,
         "topics": list(e.topics),
-        "emotion": enum_word(post_pb2.Emotion, e.emotion, "EMOTION_") if has_tone else None,
+        "emotion": (enum_names.word(post_pb2.Emotion, e.emotion) or None) if has_tone else None,
         "emotion_scores": {"anger": e.emotion_scores.anger, "joy": e.emotion_scores.joy,
                            "optimism": e.emotion_scores.optimism, "sadness": e.emotion_scores.sadness}
         if has_tone else None,
@@ -81,8 +75,8 @@ def alert(a: alerting_pb2.Alert) -> JSON:
         "id": a.id,
         "rule_id": a.rule_id,
         "rule_name": a.rule_name,
-        "severity": enum_word(alerting_pb2.Severity, a.severity, "SEVERITY_") or "warning",
-        "state": enum_word(alerting_pb2.AlertState, a.state, "ALERT_STATE_"),
+        "severity": enum_names.word(alerting_pb2.Severity, a.severity) or "warning",
+        "state": enum_names.word(alerting_pb2.AlertState, a.state) or None,
         "summary": a.summary,
         "window_start": when(a.window_start),
         "fired_at": when(a.fired_at),
@@ -105,7 +99,7 @@ def alert(a: alerting_pb2.Alert) -> JSON:
 
 
 def event(e: alerting_pb2.AlertEvent) -> JSON:
-    return {"sequence": e.sequence, "kind": enum_word(alerting_pb2.AlertEventKind, e.kind, "ALERT_EVENT_KIND_"),
+    return {"sequence": e.sequence, "kind": enum_names.word(alerting_pb2.AlertEventKind, e.kind) or None,
             "at": when(e.at), "alert": alert(e.alert)}
 
 
@@ -114,7 +108,7 @@ def silence(s: alerting_pb2.Silence) -> JSON:
         "id": s.id,
         "matchers": [
             {"name": m.name, "value": m.value,
-             "operator": enum_word(alerting_pb2.MatchOperator, m.operator, "MATCH_OPERATOR_") or "equal"}
+             "operator": enum_names.word(alerting_pb2.MatchOperator, m.operator) or "equal"}
             for m in s.matchers
         ],
         "starts_at": when(s.starts_at),
@@ -134,7 +128,7 @@ def source(s: ingestion_pb2.Source) -> JSON:
         "params": dict(s.params),
         "has_secret": s.has_secret,
         "interval_s": s.interval_s,
-        "state": enum_word(ingestion_pb2.SourceState, s.state, "SOURCE_STATE_"),
+        "state": enum_names.word(ingestion_pb2.SourceState, s.state) or None,
         "created_at": when(s.created_at),
         "status": {
             "last_error": status.last_error,
@@ -159,7 +153,7 @@ def bucket(b: search_pb2.AggregateBucket) -> JSON:
 
 
 def quality(q: topics_pb2.TopicQuality) -> JSON:
-    return {"scorer": enum_word(topics_pb2.TopicScorer, q.scorer, "TOPIC_SCORER_"), "relevant_marks": q.relevant_marks,
+    return {"scorer": enum_names.word(topics_pb2.TopicScorer, q.scorer) or None, "relevant_marks": q.relevant_marks,
             "not_relevant_marks": q.not_relevant_marks, "marks_needed": q.marks_needed, "precision": q.precision,
             "recall": q.recall, "f1": q.f1, "folds": q.folds}
 
@@ -176,8 +170,8 @@ def topic_set(s: topics_pb2.TopicSet) -> JSON:
 
 
 def tagging_job(j: topics_pb2.TaggingJob) -> JSON:
-    return {"id": j.id, "kind": enum_word(topics_pb2.TaggingJobKind, j.kind, "TAGGING_JOB_KIND_"),
-            "state": enum_word(topics_pb2.TaggingJobState, j.state, "TAGGING_JOB_STATE_"),
+    return {"id": j.id, "kind": enum_names.word(topics_pb2.TaggingJobKind, j.kind) or None,
+            "state": enum_names.word(topics_pb2.TaggingJobState, j.state) or None,
             "topic_set_version": j.topic_set_version, "total": j.total, "processed": j.processed,
             "changed": j.changed, "posts_per_second": j.posts_per_second, "eta_seconds": j.eta_seconds,
             "created_at": when(j.created_at), "finished_at": when(j.finished_at), "error": j.error,

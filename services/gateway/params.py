@@ -11,21 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from civic.listening.v1 import post_pb2, search_pb2
+from civic.listening.v1 import search_pb2
+from services.common import enum_names
 from services.common.errors import InvalidArgument
 from services.common.post_validation import EARLIEST_FILTER, LATEST_TIME, day
 
-SENTIMENTS = {
-    "negative": post_pb2.SENTIMENT_LABEL_NEGATIVE,
-    "neutral": post_pb2.SENTIMENT_LABEL_NEUTRAL,
-    "positive": post_pb2.SENTIMENT_LABEL_POSITIVE,
-}
-EMOTIONS = {
-    "anger": post_pb2.EMOTION_ANGER,
-    "joy": post_pb2.EMOTION_JOY,
-    "optimism": post_pb2.EMOTION_OPTIMISM,
-    "sadness": post_pb2.EMOTION_SADNESS,
-}
 SORTS = {
     "relevance": search_pb2.SORT_ORDER_RELEVANCE,
     "newest": search_pb2.SORT_ORDER_NEWEST,
@@ -124,8 +114,8 @@ def filters(args: Mapping[str, str]) -> search_pb2.SearchFilters:
         min_reach=integer(args, "min_reach", 0, 10**12),
         offensive_only=flag(args, "offensive"),
     )
-    result.sentiments.extend(labels(args, "sentiments", SENTIMENTS))
-    result.emotions.extend(labels(args, "emotions", EMOTIONS))
+    result.sentiments.extend(labels(args, "sentiments", enum_names.SENTIMENTS))
+    result.emotions.extend(labels(args, "emotions", enum_names.EMOTIONS))
     start, end = instant(args, "from"), instant(args, "to")
     if start and end and start >= end:
         raise InvalidArgument("from", "must be before to")

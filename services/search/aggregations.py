@@ -16,8 +16,8 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from civic.listening.v1 import search_pb2
+from services.common.enum_names import EMOTION_WORDS
 from services.common.errors import InvalidArgument
-from services.search.documents import EMOTION_NAMES
 from services.search.queries import AGGREGATE_FIELDS, bool_query, bucket_count
 
 TERM_SAMPLE_POSTS = 500
@@ -42,7 +42,7 @@ INTERVALS: dict[int, tuple[str, str, timedelta]] = {
 # Keys of the OFFENSIVE breakdown, by the boolean's key_as_string; posts the tone heads never
 # scored have no `offensive` field and fall in neither bucket.
 OFFENSIVE_KEYS = {"true": "offensive", "false": "not_offensive"}
-EMOTIONS = tuple(EMOTION_NAMES.values())
+EMOTIONS = tuple(EMOTION_WORDS.values())
 
 
 def _breakdown(dimension: search_pb2.AggregateDimension, size: int) -> dict[str, Any]:

@@ -14,22 +14,10 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from civic.listening.v1 import post_pb2
+from services.common.enum_names import EMOTION_WORDS, EMOTIONS, SENTIMENT_WORDS, SENTIMENTS
 from services.search import channel_fields
 from services.search.mapping import LANGUAGE_ANALYZERS
 
-SENTIMENT_NAMES = {
-    post_pb2.SENTIMENT_LABEL_NEGATIVE: "negative",
-    post_pb2.SENTIMENT_LABEL_NEUTRAL: "neutral",
-    post_pb2.SENTIMENT_LABEL_POSITIVE: "positive",
-}
-SENTIMENT_LABELS = {name: label for label, name in SENTIMENT_NAMES.items()}
-EMOTION_NAMES = {
-    post_pb2.EMOTION_ANGER: "anger",
-    post_pb2.EMOTION_JOY: "joy",
-    post_pb2.EMOTION_OPTIMISM: "optimism",
-    post_pb2.EMOTION_SADNESS: "sadness",
-}
-EMOTION_LABELS = {name: label for label, name in EMOTION_NAMES.items()}
 _FINER_THAN_MICROSECONDS = re.compile(r"\.\d{7}")
 
 
@@ -82,8 +70,8 @@ def to_document(enriched: post_pb2.EnrichedPost) -> dict[str, Any]:
         doc["created_at"] = post.created_at.ToJsonString()
     if post.HasField("geo"):
         doc["geo"] = {"lat": post.geo.lat, "lon": post.geo.lon}
-    if enrichment.sentiment in SENTIMENT_NAMES:
-        doc["sentiment"] = SENTIMENT_NAMES[enrichment.sentiment]
+    if enrichment.sentiment in SENTIMENT_WORDS:
+        doc["sentiment"] = SENTIMENT_WORDS[enrichment.sentiment]
     if enrichment.HasField("sentiment_scores"):
         scores = enrichment.sentiment_scores
         doc["sentiment_scores"] = {
@@ -99,12 +87,12 @@ def to_document(enriched: post_pb2.EnrichedPost) -> dict[str, Any]:
 def _tone(enrichment: post_pb2.Enrichment) -> dict[str, Any]:
     """The tone fields, only when the tone heads ran: `offensive: false` on a post nobody scored
     would pass it off as checked clean."""
-    scored = bool(enrichment.model_versions.tone) or enrichment.emotion in EMOTION_NAMES or enrichment.offensive
+    scored = bool(enrichment.model_versions.tone) or enrichment.emotion in EMOTION_WORDS or enrichment.offensive
     if not scored:
         return {}
     tone: dict[str, Any] = {"offensive": enrichment.offensive, "offensive_score": enrichment.offensive_score}
-    if enrichment.emotion in EMOTION_NAMES:
-        tone["emotion"] = EMOTION_NAMES[enrichment.emotion]
+    if enrichment.emotion in EMOTION_WORDS:
+        tone["emotion"] = EMOTION_WORDS[enrichment.emotion]
     if enrichment.HasField("emotion_scores"):
         scores = enrichment.emotion_scores
         tone["emotion_scores"] = {"anger": scores.anger, "joy": scores.joy, "optimism": scores.optimism,
@@ -142,7 +130,7 @@ def read_document(source: dict[str, Any], into: post_pb2.EnrichedPost) -> None:
     if source.get("geo"):
         post.geo.lat, post.geo.lon = source["geo"]["lat"], source["geo"]["lon"]
     channel_fields.read_fields(source, post)
-    enrichment.sentiment = SENTIMENT_LABELS.get(source.get("sentiment", ""), post_pb2.SENTIMENT_LABEL_UNSPECIFIED)
+    enrichment.sentiment = SENTIMENTS.get(source.get("sentiment", ""), post_pb2.SENTIMENT_LABEL_UNSPECIFIED)
     for relevance in source.get("relevance", []):
         enrichment.relevance.add(topic=relevance["topic"], score=relevance["score"])
     enrichment.topic = source.get("topic", "")
@@ -155,7 +143,7 @@ def read_document(source: dict[str, Any], into: post_pb2.EnrichedPost) -> None:
     enrichment.model_versions.sentiment = versions.get("sentiment", "")
     enrichment.model_versions.relevance = versions.get("relevance", "")
     enrichment.model_versions.tone = versions.get("tone", "")
-    enrichment.emotion = EMOTION_LABELS.get(source.get("emotion", ""), post_pb2.EMOTION_UNSPECIFIED)
+    enrichment.emotion = EMOTIONS.get(source.get("emotion", ""), post_pb2.EMOTION_UNSPECIFIED)
     enrichment.offensive = source.get("offensive", False)
     enrichment.offensive_score = source.get("offensive_score", 0.0)
     if source.get("sentiment_scores"):

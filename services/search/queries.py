@@ -17,9 +17,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from civic.listening.v1 import search_pb2
 from services.common.boolean_query import MatchAll, parse
+from services.common.enum_names import EMOTION_WORDS, SENTIMENT_WORDS
 from services.common.errors import InvalidArgument
 from services.common.post_validation import EARLIEST_FILTER, LATEST_TIME, check_time
-from services.search.documents import EMOTION_NAMES, SENTIMENT_NAMES
 from services.search.mapping import TEXT_FIELDS
 from services.search.query_language import to_elasticsearch
 
@@ -71,16 +71,16 @@ def filter_clauses(tenant: str, filters: search_pb2.SearchFilters) -> list[dict[
     if filters.languages:
         clauses.append({"terms": {"language": _values(filters.languages, "filters.languages")}})
     if filters.sentiments:
-        unknown = [label for label in _values(filters.sentiments, "filters.sentiments") if label not in SENTIMENT_NAMES]
+        unknown = [label for label in _values(filters.sentiments, "filters.sentiments") if label not in SENTIMENT_WORDS]
         if unknown:
             raise InvalidArgument("filters.sentiments", "must be NEGATIVE, NEUTRAL or POSITIVE, not UNSPECIFIED")
-        clauses.append({"terms": {"sentiment": [SENTIMENT_NAMES[label] for label in filters.sentiments]}})
+        clauses.append({"terms": {"sentiment": [SENTIMENT_WORDS[label] for label in filters.sentiments]}})
     if filters.topics:
         clauses.append({"terms": {"topics": _values(filters.topics, "filters.topics")}})
     if filters.emotions:
-        if any(emotion not in EMOTION_NAMES for emotion in _values(filters.emotions, "filters.emotions")):
+        if any(emotion not in EMOTION_WORDS for emotion in _values(filters.emotions, "filters.emotions")):
             raise InvalidArgument("filters.emotions", "must be ANGER, JOY, OPTIMISM or SADNESS, not UNSPECIFIED")
-        clauses.append({"terms": {"emotion": [EMOTION_NAMES[emotion] for emotion in filters.emotions]}})
+        clauses.append({"terms": {"emotion": [EMOTION_WORDS[emotion] for emotion in filters.emotions]}})
     if filters.offensive_only:
         clauses.append({"term": {"offensive": True}})
     clauses += channel_filters(filters)
