@@ -43,6 +43,10 @@ def test_keys_create_prints_the_key_once_list_and_revoke(tmp_path: Path) -> None
     assert civic("keys", "revoke", key_id, "--file", str(keys)).returncode == 0
     assert key_id not in civic("keys", "list", "--file", str(keys)).stdout
     assert civic("keys", "revoke", key_id, "--file", str(keys)).returncode == 1
+    assert "CIVIC_AUTH_KEYS_FILE" not in os.environ
+    no_file = civic("keys", "list")
+    assert no_file.returncode == 1
+    assert no_file.stderr.strip().splitlines() == ["civic: no keys file: pass --file or set CIVIC_AUTH_KEYS_FILE"]
 
 
 @pytest.fixture

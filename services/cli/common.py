@@ -41,6 +41,8 @@ def friendly_errors(command: F) -> F:
                 raise fail(f"{exc.details()}; set CIVIC_AUTH_TOKEN (or CIVIC_AUTH_TOKEN_FILE) to an "  # type: ignore[attr-defined]
                            "API key or JWT") from None
             raise fail(f"{code.name}: {exc.details()}") from None  # type: ignore[attr-defined]
+        except typer.Exit:  # a RuntimeError too: the command has said why already
+            raise
         except (OSError, ValueError, RuntimeError, TimeoutError, DomainError) as exc:
             raise fail(str(exc)) from None
 
