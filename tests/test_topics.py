@@ -30,6 +30,7 @@ from services.search.embedder import InferenceEmbedder
 from services.search.indexing import Indexer
 from services.search.server import build_server
 from services.search.service import Searcher
+from services.search.topics.jobs import TaggingJobs
 from services.search.topics.runtime import start_topics
 
 pytestmark = pytest.mark.slow
@@ -45,6 +46,7 @@ class Stack:
     search: search_pb2_grpc.SearchServiceStub
     topics: topics_pb2_grpc.TopicServiceStub
     inference: inference_pb2_grpc.InferenceServiceStub
+    jobs: TaggingJobs
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def stack(elasticsearch_url: str, inference_target: str) -> Iterator[Stack]:
                           Searcher(es, "civic-posts"), port=0, topics=runtime.topics).start()
     with channel(f"127.0.0.1:{server.port}", settings) as chan, channel(inference_target, settings) as model:
         yield Stack(search_pb2_grpc.SearchServiceStub(chan), topics_pb2_grpc.TopicServiceStub(chan),
-                    inference_pb2_grpc.InferenceServiceStub(model))
+                    inference_pb2_grpc.InferenceServiceStub(model), runtime.jobs)
     server.stop()
     runtime.stop()
     es.close()
@@ -229,6 +231,31 @@ def test_reenrichment_is_estimated_then_brings_old_posts_to_the_current_models(s
     refreshed = stored(stack, tenant, "old")
     assert refreshed.model_versions.encoder == stored(stack, tenant, "current").model_versions.encoder
     assert stack.topics.ReenrichPosts(topics_pb2.ReenrichPostsRequest(tenant=tenant)).outdated_posts == 0
+
+
+def test_a_post_deleted_while_it_is_being_reenriched_stays_deleted(
+    stack: Stack, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RemovePosts lands between the job's read of a page and its write: the write must not bring the
+    post back (the other post of the page is still brought to the current models)."""
+    index(stack, tenant, {"kept": "The 12 bus was late.", "deleted": "My name is on this post, remove it."},
+          encoder="old-encoder@0")
+    enrich = stack.jobs.enrich
+    assert enrich is not None
+
+    def enrich_while_the_post_is_deleted(posts: list[post_pb2.Post]) -> list[post_pb2.Enrichment]:
+        gone = search_pb2.RemovePostsRequest(tenant=tenant, posts=[post_pb2.PostRef(channel="mastodon", id="deleted")])
+        assert stack.search.RemovePosts(gone, timeout=60).removed == 1
+        return enrich(posts)
+
+    monkeypatch.setattr(stack.jobs, "enrich", enrich_while_the_post_is_deleted)
+    started = stack.topics.ReenrichPosts(topics_pb2.ReenrichPostsRequest(tenant=tenant, start=True))
+    job = wait_job(stack, tenant, started.job)
+    assert job.state == DONE, job.error
+    with pytest.raises(grpc.RpcError) as missing:
+        stack.search.GetPost(search_pb2.GetPostRequest(tenant=tenant, channel="mastodon", id="deleted"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert stored(stack, tenant, "kept").model_versions.encoder != "old-encoder@0"
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from elasticsearch import ConflictError, Elasticsearch, helpers
@@ -158,7 +158,7 @@ class TaggingJobs:
                                    "model_versions": {"relevance": topics.relevance_version}})
                 updates.append({"_op_type": "update", "_index": hit["_index"], "_id": hit["_id"], "doc": fields,
                                 "retry_on_conflict": 3})
-            helpers.bulk(self.es, updates, refresh=False)
+            self._write(updates)
             if self.store.set_version(tenant) != version:
                 raise Superseded()
 
@@ -187,8 +187,11 @@ class TaggingJobs:
             documents = [to_document(post) for post in posts]
             progress.changed += sum(1 for hit, doc in zip(hits, documents, strict=True)
                                     if hit["_source"].get("sentiment") != doc.get("sentiment"))
-            helpers.bulk(self.es, ({"_op_type": "index", "_index": hit["_index"], "_id": hit["_id"], "_source": doc}
-                                   for hit, doc in zip(hits, documents, strict=True)), refresh=False)
+            # Written only over the version that was read: a post deleted (RemovePosts) or rewritten
+            # while its page was being enriched is left as it now is, never brought back.
+            self._write([{"_op_type": "index", "_index": hit["_index"], "_id": hit["_id"], "_source": doc,
+                          "if_seq_no": hit["_seq_no"], "if_primary_term": hit["_primary_term"]}
+                         for hit, doc in zip(hits, documents, strict=True)])
 
         self._work(job, seq, progress, outdated_query(job["model_versions"]), None, reenrich)
 
@@ -209,6 +212,15 @@ class TaggingJobs:
                 seq = self._beat(job, seq, progress)
             self.es.indices.refresh(index=alias)
 
+    def _write(self, actions: list[dict[str, Any]]) -> None:
+        """Bulk writes; a post deleted (404) or rewritten (409) since its page was read is skipped: a
+        rewritten one that is still outdated is found again by the next round."""
+        _, reported = helpers.bulk(self.es, actions, refresh=False, raise_on_error=False)
+        errors = cast("list[dict[str, Any]]", reported)  # a list unless stats_only
+        failed = [error for error in errors if next(iter(error.values())).get("status") not in (404, 409)]
+        if failed:
+            raise RuntimeError(f"{len(failed)} posts could not be written, first: {failed[0]}")
+
     def _count(self, alias: str, query: dict[str, Any]) -> int:
         self.es.indices.refresh(index=alias, ignore_unavailable=True, allow_no_indices=True)
         reply = self.es.count(index=alias, query=query, ignore_unavailable=True, allow_no_indices=True)
@@ -223,7 +235,7 @@ class TaggingJobs:
                 reply = self.es.search(
                     pit={"id": pit, "keep_alive": "5m"}, query=query, size=self.batch_size,
                     sort=[{"_shard_doc": "asc"}], search_after=after, source_includes=fields,
-                    track_total_hits=False,
+                    track_total_hits=False, seq_no_primary_term=True,
                 )
                 pit = reply.get("pit_id", pit)
                 hits = reply["hits"]["hits"]
