@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,19 @@ def test_classify_local_reads_stdin_and_writes_json_lines_in_order() -> None:
     assert rows[2]["language"] == "fr"
     for row in rows:
         assert abs(sum(row["scores"].values()) - 1.0) < 1e-3
+
+
+def test_classify_local_checks_the_topics_file_before_it_loads_the_model(tmp_path: Path) -> None:
+    """A settings error that loading the model would hit (an unknown runtime) is never reached."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("Fares!: fares\n")
+    result = subprocess.run(
+        [CIVIC, "classify", "--local", "--topics", str(bad)], input="The bus is late\n", capture_output=True,
+        text=True, timeout=120, cwd=REPO, env={**os.environ, "CIVIC_INFERENCE_RUNTIME": "no-such-runtime"},
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"civic: {bad}: topic 'Fares!'.name: must be"), result.stderr
+    assert "no-such-runtime" not in result.stderr
 
 
 def test_ingestion_figures_name_their_tenant_when_they_are_one_tenants() -> None:

@@ -19,7 +19,7 @@ from services.cli.common import stub
 from services.common import boolean_query, enum_names
 from services.common.language import detect_language
 from services.common.relevance.background import Background
-from services.common.relevance.definitions import load_topics
+from services.common.relevance.definitions import TopicDefinition, load_topics
 from services.common.relevance.scoring import Calibration, Tagging, TopicSetScorer
 from services.common.relevance.teaching import taught_scorer
 from services.common.settings import get_settings
@@ -28,16 +28,18 @@ Embed = Callable[[Sequence[str]], np.ndarray]
 
 
 def classify_texts(texts: list[str], local: bool, topics_file: Path | None, batch_size: int) -> None:
+    # A bad topics file is told before a model loads or the stack is called.
+    topics = load_topics(topics_file) if topics_file is not None else None
     if local:
-        _local(texts, topics_file, batch_size)
+        _local(texts, topics, batch_size)
     else:
-        _remote(texts, topics_file, batch_size)
+        _remote(texts, topics, batch_size)
 
 
-def _scorer(topics_file: Path | None, embed: Embed) -> TopicSetScorer | None:
-    if topics_file is None:
+def _scorer(topics: list[TopicDefinition] | None, embed: Embed) -> TopicSetScorer | None:
+    if topics is None:
         return None
-    return taught_scorer(load_topics(topics_file), embed, Background.load(), Calibration.load())
+    return taught_scorer(topics, embed, Background.load(), Calibration.load())
 
 
 def _tags(scorer: TopicSetScorer, chunk: list[str], vectors: np.ndarray) -> list[Tagging]:
@@ -45,11 +47,15 @@ def _tags(scorer: TopicSetScorer, chunk: list[str], vectors: np.ndarray) -> list
     return [tagging if text.strip() else scorer.untagged() for text, tagging in zip(chunk, taggings, strict=True)]
 
 
-def _local(texts: list[str], topics_file: Path | None, batch_size: int) -> None:
-    from inference.model import EnrichmentModel
+def _local(texts: list[str], topics: list[TopicDefinition] | None, batch_size: int) -> None:
+    try:
+        from inference.model import EnrichmentModel
+    except ImportError as exc:  # the `cli` extra alone: the model's packages are the `inference` extra
+        raise RuntimeError(f"--local runs the model in this process and needs the inference extra "
+                           f"(pip install 'civic-listening[inference]'): {exc}") from exc
 
     model = EnrichmentModel.from_settings(get_settings())
-    scorer = _scorer(topics_file, lambda chunk: np.array(model.embed(chunk, is_query=False), dtype=np.float32))
+    scorer = _scorer(topics, lambda chunk: np.array(model.embed(chunk, is_query=False), dtype=np.float32))
     for start in range(0, len(texts), batch_size):
         chunk = texts[start : start + batch_size]
         results = model.enrich(chunk)
@@ -61,7 +67,7 @@ def _local(texts: list[str], topics_file: Path | None, batch_size: int) -> None:
                  tone.offensive_score, tagging)
 
 
-def _remote(texts: list[str], topics_file: Path | None, batch_size: int) -> None:
+def _remote(texts: list[str], topics: list[TopicDefinition] | None, batch_size: int) -> None:
     settings = get_settings()
     inference = stub(inference_pb2_grpc.InferenceServiceStub, settings.inference_target)
 
@@ -70,7 +76,7 @@ def _remote(texts: list[str], topics_file: Path | None, batch_size: int) -> None
                                 timeout=settings.rpc_timeout_s)
         return np.array([list(e.values) for e in reply.embeddings], dtype=np.float32)
 
-    scorer = _scorer(topics_file, embed)
+    scorer = _scorer(topics, embed)
     for start in range(0, len(texts), batch_size):
         chunk = texts[start : start + batch_size]
         reply = inference.Enrich(

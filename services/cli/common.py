@@ -22,7 +22,7 @@ S = TypeVar("S")
 
 
 def fail(message: str) -> typer.Exit:
-    err.print(f"[red]civic:[/red] {message}", highlight=False)
+    err.print(f"[red]civic:[/red] {message}", highlight=False, soft_wrap=True)  # one line, however long
     return typer.Exit(code=1)
 
 
