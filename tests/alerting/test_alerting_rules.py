@@ -22,7 +22,7 @@ from services.common.settings import Settings
 from services.devstack.launch import free_port, spawn, stop_pid, wait_healthy
 from services.devstack.post_files import iter_posts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO_RULES = ROOT / "examples" / "rules.yaml"
 EXAMPLE_POSTS = ROOT / "examples" / "posts.jsonl"
 

@@ -13,7 +13,7 @@ from rich.console import Console
 from civic.listening.v1 import ingestion_pb2
 from services.cli import render
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CIVIC = str(Path(sys.executable).with_name("civic"))
 NAB = REPO.parent / "shared" / "datasets" / "anomaly" / "nab"
 

@@ -30,7 +30,7 @@ from services.common.settings import Settings
 from services.ingestion import dead_letters, post_fields, sources
 from services.search import aggregations, indexing, queries, removal, replay, semantic
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("protos_generate", REPO / "protos" / "generate.py")
 assert _spec is not None and _spec.loader is not None
 protos_generate = importlib.util.module_from_spec(_spec)

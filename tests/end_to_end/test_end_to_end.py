@@ -31,7 +31,7 @@ from services.devstack.launch import free_port, pid_alive
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CIVIC = str(Path(sys.executable).with_name("civic"))
 TENANT = "e2e-agency"
 

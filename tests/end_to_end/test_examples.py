@@ -20,7 +20,7 @@ from civic.listening.v1 import post_pb2
 from services.common.language import detect_language
 from services.devstack.post_files import count_records, iter_posts
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TENANTS = {"city-transit", "passport-office", "emergency-mgmt"}
 CHANNELS = {"mastodon", "reddit", "rss", "open311", "webhook"}
 WEEK = (datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 16, tzinfo=UTC))

@@ -33,7 +33,7 @@ from tests.fixtures.stack_dashboard import DashboardStack, ingest_and_wait, inse
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 TENANT = "city-transit"
-SCREENSHOTS = Path(os.environ.get("CIVIC_SCREENSHOTS_DIR") or Path(__file__).parent / "screenshots")
+SCREENSHOTS = Path(os.environ.get("CIVIC_SCREENSHOTS_DIR") or Path(__file__).resolve().parents[1] / "screenshots")
 WAIT_MS = 60_000
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CIVIC = str(Path(sys.executable).with_name("civic"))
 EMOTIONS = {"anger", "joy", "optimism", "sadness"}
 TEXTS = [

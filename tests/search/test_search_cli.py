@@ -21,7 +21,7 @@ from tests.test_search import corpus
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CIVIC = str(Path(sys.executable).with_name("civic"))
 
 

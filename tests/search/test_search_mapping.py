@@ -11,7 +11,7 @@ from elasticsearch import Elasticsearch
 from services.search.deadletter import DEFAULT_PREFIX, dead_letter_index, ensure_index
 from services.search.mapping import alias_name, ensure_tenant_index, install_templates
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "search-mapping.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "search-mapping.md"
 ROW = re.compile(r"^\| `([\w.]+)` \| `(\w+)` \|", re.MULTILINE)
 
 

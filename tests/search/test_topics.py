@@ -35,7 +35,7 @@ from services.search.topics.runtime import start_topics
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FARES = "fares and tickets: fares, ticket prices, ticket machines and passes"
 DELAYS = "delays and cancellations of buses, trams and trains"
 DONE = topics_pb2.TAGGING_JOB_STATE_DONE
