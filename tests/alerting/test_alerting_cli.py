@@ -1,6 +1,5 @@
 """`civic alerts ...` as a user runs it, against a real alerting gRPC server."""
 
-# ruff: noqa: F811 - the fixtures are imported from the gRPC tests
 from __future__ import annotations
 
 import os
@@ -10,9 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from civic.listening.v1 import alerting_pb2
-from tests.test_alerting_grpc import HOUR, MONDAY, Running, rule, start  # noqa: F401
-from tests.test_alerting_lifecycle import fire
-from tests.test_alerting_tone import ANGER, toned
+from tests.alerting.helpers import ANGER, HOUR, MONDAY, Running, fire, rule, toned
 
 CIVIC = str(Path(sys.executable).with_name("civic"))
 

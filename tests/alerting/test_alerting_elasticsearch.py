@@ -2,7 +2,6 @@
 unreachable wait in SQLite, reach `civic-alerts-<tenant>` once it is back (after a restart of the
 service), with their lifecycle, and stay searchable there."""
 
-# ruff: noqa: F811 - the fixtures are imported from the gRPC tests
 from __future__ import annotations
 
 import copy
@@ -15,7 +14,7 @@ from elasticsearch import ApiError, Elasticsearch
 from civic.listening.v1 import alerting_pb2
 from services.alerting.es_copy import MAPPINGS
 from services.devstack.launch import free_port
-from tests.test_alerting_grpc import HOUR, MONDAY, Running, enriched, rule, start  # noqa: F401
+from tests.alerting.helpers import HOUR, MONDAY, Running, enriched, rule
 
 
 def count(es: Elasticsearch, index: str) -> int:

@@ -5,107 +5,20 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent import futures
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
 
-from civic.listening.v1 import alerting_pb2, alerting_pb2_grpc, post_pb2
+from civic.listening.v1 import alerting_pb2
 from services.alerting.priority import WEIGHTS
-from services.alerting.server import SERVICE_NAME, build_server
-from services.alerting.service import MAX_QUEUED_EVALUATIONS, open_alerting
-from services.common.settings import Settings
+from services.alerting.server import SERVICE_NAME
+from services.alerting.service import MAX_QUEUED_EVALUATIONS
 from services.devstack.launch import is_healthy
-
-FIRING = alerting_pb2.ALERT_STATE_FIRING
-RESOLVED = alerting_pb2.ALERT_STATE_RESOLVED
-MONDAY = datetime(2026, 11, 9, tzinfo=UTC)
-HOUR = timedelta(hours=1)
-
-
-def enriched(
-    post_id: str,
-    at: datetime,
-    text: str = "The bus was late again this morning.",
-    *,
-    tenant: str = "city-a",
-    negative: bool = False,
-    followers: int = 0,
-    relevance: float = 0.0,
-) -> post_pb2.EnrichedPost:
-    post = post_pb2.Post(id=post_id, tenant=tenant, channel="mastodon", text=text)
-    post.author.follower_count = followers
-    post.created_at.FromDatetime(at)
-    label = post_pb2.SENTIMENT_LABEL_NEGATIVE if negative else post_pb2.SENTIMENT_LABEL_NEUTRAL
-    enrichment = post_pb2.Enrichment(sentiment=label)
-    if relevance:
-        enrichment.relevance.add(topic="transit", score=relevance)
-    return post_pb2.EnrichedPost(post=post, enrichment=enrichment)
-
-
-def spread(prefix: str, count: int, start: datetime, width: timedelta, **fields: Any) -> list[post_pb2.EnrichedPost]:
-    """`count` posts evenly spread over [start, start + width)."""
-    return [enriched(f"{prefix}-{i}", start + width * i / count, **fields) for i in range(count)]
-
-
-def rule(rule_id: str, kind: str, **fields: Any) -> alerting_pb2.Rule:
-    values: dict[str, Any] = {"tenant": "city-a", "window_seconds": 3600, "threshold": 1.0, **fields}
-    return alerting_pb2.Rule(id=rule_id, kind=f"RULE_KIND_{kind.upper()}", **values)
-
-
-class Running:
-    """A started alerting server on a free port over the given state file, and a client stub."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.alerting = open_alerting(settings)
-        self.server = build_server(settings, self.alerting, port=0).start()
-        self.target = f"127.0.0.1:{self.server.port}"
-        self.channel = grpc.insecure_channel(self.target)
-        self.stub = alerting_pb2_grpc.AlertingServiceStub(self.channel)
-
-    def put(self, *rules: alerting_pb2.Rule) -> list[alerting_pb2.Rule]:
-        return [self.stub.PutRule(alerting_pb2.PutRuleRequest(rule=r), timeout=10).rule for r in rules]
-
-    def evaluate(self, posts: list[post_pb2.EnrichedPost]) -> alerting_pb2.EvaluatePostsResponse:
-        return self.stub.EvaluatePosts(alerting_pb2.EvaluatePostsRequest(posts=posts), timeout=30)
-
-    def alerts(self, tenant: str = "city-a", limit: int = 0) -> list[alerting_pb2.Alert]:
-        return list(self.stub.ListAlerts(alerting_pb2.ListAlertsRequest(tenant=tenant, limit=limit), timeout=10).alerts)
-
-    def rules(self, tenant: str = "city-a") -> list[alerting_pb2.Rule]:
-        return list(self.stub.ListRules(alerting_pb2.ListRulesRequest(tenant=tenant), timeout=10).rules)
-
-    def close(self) -> None:
-        self.channel.close()
-        self.server.stop(0)
-        self.alerting.close()
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[..., Running]]:
-    """Starts servers on tmp_path/alerting.sqlite3; several in turn share the same state file."""
-    started: list[Running] = []
-
-    def factory(**overrides: Any) -> Running:
-        # No Elasticsearch copy unless a test asks for one (with the fixture's URL).
-        base = {"alerting_state_path": tmp_path / "alerting.sqlite3", "alerts_index_prefix": ""}
-        settings = Settings(**{**base, **overrides})
-        running = Running(settings)
-        started.append(running)
-        return running
-
-    yield factory
-    for running in started:
-        running.close()
-
-
-@pytest.fixture
-def alerting(start: Callable[..., Running]) -> Running:
-    return start()
+from tests.alerting.helpers import FIRING, HOUR, MONDAY, RESOLVED, Running, enriched, hourly_baseline, rule, spread
 
 
 def test_serves_health(alerting: Running) -> None:
@@ -125,10 +38,6 @@ def test_query_match_fires_at_threshold_and_only_on_matching_posts(alerting: Run
     assert len(fired[0].sample_post_ids) == 5
     assert all(sample.startswith("mastodon/") for sample in fired[0].sample_post_ids)
     assert "#ReliefFee payment" in fired[0].summary
-
-
-def hourly_baseline(hours: int, per_hour: int, start: datetime = MONDAY) -> list[post_pb2.EnrichedPost]:
-    return [p for h in range(hours) for p in spread(f"base-{start:%d%H}-{h}", per_hour, start + h * HOUR, HOUR)]
 
 
 def test_volume_spike_fires_against_the_trailing_median(alerting: Running) -> None:

@@ -1,7 +1,6 @@
 """Each newer rule kind over real gRPC: it fires on the stream that should raise it, not on a calm one,
 and resolves once a later window closes without the condition; detector state survives a restart."""
 
-# ruff: noqa: F811 - the fixtures are imported from the gRPC tests
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -11,19 +10,7 @@ import grpc
 import pytest
 
 from civic.listening.v1 import alerting_pb2
-from tests.test_alerting_grpc import (  # noqa: F401
-    FIRING,
-    HOUR,
-    MONDAY,
-    RESOLVED,
-    Running,
-    alerting,
-    enriched,
-    hourly_baseline,
-    rule,
-    spread,
-    start,
-)
+from tests.alerting.helpers import FIRING, HOUR, MONDAY, RESOLVED, Running, enriched, hourly_baseline, rule, spread
 
 
 def states(running: Running) -> list[tuple[str, int]]:

@@ -1,7 +1,6 @@
 """The alert lifecycle over real gRPC: acknowledge, assign and resolve with who and when, escalation of
 unacknowledged alerts, silences and their expiry, and WatchAlerts resuming from its cursor."""
 
-# ruff: noqa: F811 - the fixtures are imported from the gRPC tests
 from __future__ import annotations
 
 import time
@@ -14,24 +13,9 @@ import pytest
 from civic.listening.v1 import alerting_pb2
 from services.alerting.service import MAX_WATCHES
 from services.alerting.silences import matches
-from tests.test_alerting_grpc import (  # noqa: F401
-    FIRING,
-    HOUR,
-    MONDAY,
-    RESOLVED,
-    Running,
-    enriched,
-    rule,
-    start,
-)
+from tests.alerting.helpers import HOUR, MONDAY, RESOLVED, Running, enriched, fire, matcher, rule
 
 EVENT = alerting_pb2.AlertEventKind
-
-
-def fire(running: Running, hours: range, text: str = "pothole on 5th") -> list[alerting_pb2.Alert]:
-    """One post per hour: one query_match alert per hour window."""
-    posts = [enriched(f"p-{h}-{text[:3]}", MONDAY + h * HOUR, text) for h in hours]
-    return list(running.evaluate(posts).fired)
 
 
 def code_and_field(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
@@ -97,10 +81,6 @@ def test_unacknowledged_alerts_escalate_once(start: Callable[..., Running]) -> N
     # A later post of its window keeps the raised severity.
     running.evaluate([enriched("more", MONDAY + HOUR + HOUR / 2, "pothole")])
     assert {a.id: a for a in running.alerts()}[second.id].severity == alerting_pb2.SEVERITY_CRITICAL
-
-
-def matcher(name: str, value: str, op: str = "EQUAL") -> alerting_pb2.Matcher:
-    return alerting_pb2.Matcher(name=name, value=value, operator=f"MATCH_OPERATOR_{op}")  # type: ignore[arg-type]
 
 
 def test_matchers_follow_alertmanager() -> None:

@@ -1,11 +1,9 @@
 """Tone in alerting over real gRPC: the anger-surge rule on a stream of posts, its validation, and the
 abuse priority factor raised by offensive posts addressed to the agency."""
 
-# ruff: noqa: F811 - the fixtures are imported from the gRPC tests
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,33 +14,7 @@ from civic.listening.v1 import alerting_pb2, post_pb2
 from services.alerting.priority import WEIGHTS
 from services.alerting.rule_file import load_rules
 from services.common.errors import InvalidArgument
-from tests.test_alerting_grpc import (  # noqa: F401
-    FIRING,
-    HOUR,
-    MONDAY,
-    RESOLVED,
-    Running,
-    alerting,
-    enriched,
-    rule,
-    start,
-)
-
-ANGER = post_pb2.EMOTION_ANGER
-JOY = post_pb2.EMOTION_JOY
-
-
-def toned(
-    post_id: str, at: datetime, emotion: int = JOY, *, offensive: bool = False, topic: str = "", **fields: Any
-) -> post_pb2.EnrichedPost:
-    """A post as the tone heads leave it: an emotion, and whether it is offensive; `topic` is the agency topic
-    the relevance model put it on (its scores come from enriched's `relevance`)."""
-    post = enriched(post_id, at, **fields)
-    post.enrichment.emotion = emotion  # type: ignore[assignment]
-    post.enrichment.offensive = offensive
-    post.enrichment.offensive_score = 0.9 if offensive else 0.1
-    post.enrichment.topic = topic
-    return post
+from tests.alerting.helpers import ANGER, FIRING, HOUR, JOY, MONDAY, RESOLVED, Running, enriched, rule, toned
 
 
 def hour(prefix: str, h: int, angry: int, calm: int, **fields: Any) -> list[post_pb2.EnrichedPost]:

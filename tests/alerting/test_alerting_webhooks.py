@@ -2,7 +2,6 @@
 request and can fail the first ones; grouping, cooldown, dedup, silences, the Alertmanager payload and
 the persisted outbox across a restart."""
 
-# ruff: noqa: F811 - the fixtures are imported from the gRPC tests
 from __future__ import annotations
 
 import hashlib
@@ -20,8 +19,7 @@ import grpc
 import pytest
 
 from civic.listening.v1 import alerting_pb2
-from tests.test_alerting_grpc import Running, rule, start  # noqa: F401
-from tests.test_alerting_lifecycle import fire, matcher
+from tests.alerting.helpers import Running, fire, matcher, rule
 
 SECRET = "s3cret-shared-with-the-receiver"
 FAST = {"alerting_tick_s": 0.05, "webhook_backoff_base_s": 0.1}

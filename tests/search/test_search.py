@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 
 import grpc
-import numpy as np
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -17,12 +15,11 @@ from services.search.client import connect
 from services.search.indexing import Indexer
 from services.search.server import build_server
 from services.search.service import Searcher
+from tests.search.helpers import BASE_SECONDS, NEG, POS, corpus, enriched
 
 pytestmark = pytest.mark.slow
 
-NEG, NEU, POS = post_pb2.SENTIMENT_LABEL_NEGATIVE, post_pb2.SENTIMENT_LABEL_NEUTRAL, post_pb2.SENTIMENT_LABEL_POSITIVE
 UNSET = post_pb2.SENTIMENT_LABEL_UNSPECIFIED
-BASE_SECONDS = 1_763_000_000
 
 
 @pytest.fixture(scope="module")
@@ -35,59 +32,6 @@ def search(elasticsearch_url: str) -> Iterator[search_pb2_grpc.SearchServiceStub
         yield search_pb2_grpc.SearchServiceStub(chan)
     server.stop()
     es.close()
-
-
-def embedding(seed_text: str) -> list[float]:
-    """A deterministic 384-dim unit vector, as the encoder would produce."""
-    seed = int.from_bytes(hashlib.sha256(seed_text.encode()).digest()[:4], "big")
-    vector = np.random.default_rng(seed).standard_normal(384)
-    return (vector / np.linalg.norm(vector)).astype(np.float32).tolist()
-
-
-def enriched(
-    tenant: str, post_id: str, text: str, *, sentiment: post_pb2.SentimentLabel = NEU, language: str = "en",
-    channel_name: str = "mastodon",
-    topic: str = "", minute: int = 0, followers: int = 10, source: str = "#cityhall",
-) -> post_pb2.EnrichedPost:
-    created = Timestamp()
-    created.FromSeconds(BASE_SECONDS + minute * 60)
-    scores = {NEG: (0.8, 0.15, 0.05), NEU: (0.1, 0.8, 0.1), POS: (0.05, 0.15, 0.8)}[sentiment]
-    return post_pb2.EnrichedPost(
-        post=post_pb2.Post(
-            id=post_id, tenant=tenant, channel=channel_name, source=source,
-            author=post_pb2.Author(id=f"acct-{post_id}", name=f"Resident {post_id}", follower_count=followers),
-            text=text, language=language, language_confidence=0.97, created_at=created,
-            url=f"https://social.example.org/@resident/{post_id}",
-            engagement=post_pb2.Engagement(likes=3, shares=1, replies=2),
-        ),
-        enrichment=post_pb2.Enrichment(
-            sentiment=sentiment,
-            sentiment_scores=post_pb2.SentimentScores(negative=scores[0], neutral=scores[1], positive=scores[2]),
-            relevance=[post_pb2.TopicRelevance(topic=topic or "general", score=0.9 if topic else 0.2)],
-            topic=topic,
-            topics=[topic] if topic else [],
-            embedding=embedding(text),
-            model_versions=post_pb2.ModelVersions(
-                encoder="multilingual-e5-small", sentiment="head@abc", relevance="r@1"
-            ),
-        ),
-    )
-
-
-def corpus(tenant: str) -> list[post_pb2.EnrichedPost]:
-    return [
-        enriched(tenant, "p1", "The bus on route 12 was forty minutes late again this morning, unacceptable.",
-                 sentiment=NEG, topic="transit", minute=1, followers=1200),
-        enriched(tenant, "p2", "Thanks to the crews who fixed the streetlights on Elm Street so quickly!",
-                 sentiment=POS, topic="streetlights", minute=2, followers=40, channel_name="reddit", source="r/city"),
-        enriched(tenant, "p3", "Does anyone know when the passport office reopens after the holiday?",
-                 sentiment=NEU, topic="passports", minute=3, followers=5),
-        enriched(tenant, "p4", "Les manifestations devant la mairie ont bloqué la circulation toute la journée.",
-                 sentiment=NEG, language="fr", topic="transit", minute=4, followers=300, channel_name="rss",
-                 source="https://news.example.org/feed"),
-        enriched(tenant, "p5", "Route 12 bus drivers were friendly and on time today, nice change.",
-                 sentiment=POS, topic="transit", minute=5, followers=80),
-    ]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from services.search.embedder import InferenceEmbedder
 from services.search.indexing import Indexer
 from services.search.server import build_server
 from services.search.service import Searcher
-from tests.test_search import BASE_SECONDS, NEG, NEU, POS, corpus, enriched
+from tests.search.helpers import BASE_SECONDS, NEG, NEU, POS, corpus, enriched
 
 pytestmark = pytest.mark.slow
 

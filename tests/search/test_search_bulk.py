@@ -22,7 +22,7 @@ from services.search.indexing import Indexer
 from services.search.mapping import alias_name
 from services.search.server import build_server
 from services.search.service import Searcher
-from tests.test_search import enriched
+from tests.search.helpers import enriched
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import pytest
 from civic.listening.v1 import search_pb2, search_pb2_grpc
 from services.devstack.launch import free_port, spawn, stop_pid, wait_healthy
 from tests.fixtures.otlp import Received
-from tests.test_search import enriched
+from tests.search.helpers import enriched
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -30,7 +30,7 @@ from services.search.mapping import (
 from services.search.server import build_server
 from services.search.service import Searcher
 from services.search.topics.store import TopicStore
-from tests.test_search import enriched
+from tests.search.helpers import enriched
 
 pytestmark = pytest.mark.slow
 

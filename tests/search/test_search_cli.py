@@ -17,7 +17,7 @@ from services.search.client import connect
 from services.search.indexing import Indexer
 from services.search.server import build_server
 from services.search.service import Searcher
-from tests.test_search import corpus
+from tests.search.helpers import corpus, tone_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -75,8 +75,6 @@ def test_trends_errors_are_one_line(search_target: str, args: list[str], message
 
 def test_search_filters_by_tone_and_prints_the_text_as_written(search_target: str, tenant: str) -> None:
     from civic.listening.v1 import search_pb2_grpc
-    from tests.test_search_tone import tone_corpus
-
     posts = tone_corpus(tenant)
     clowns = next(post for post in posts if post.post.id == "t6")
     clowns.post.display_text = "Idiots at the permit office\nlost my file, what a bunch of clowns."
@@ -100,8 +98,6 @@ def test_search_filters_by_tone_and_prints_the_text_as_written(search_target: st
 
 def test_trends_shows_the_tone_of_each_interval(search_target: str, tenant: str) -> None:
     from civic.listening.v1 import search_pb2_grpc
-    from tests.test_search_tone import tone_corpus
-
     with channel(search_target, Settings()) as chan:
         search_pb2_grpc.SearchServiceStub(chan).IndexPosts(search_pb2.IndexPostsRequest(posts=tone_corpus(tenant)))
     result = civic(search_target, "trends", "--tenant", tenant, "--interval", "1h", "--tone")

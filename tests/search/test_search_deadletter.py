@@ -23,7 +23,7 @@ from services.search.indexing import Indexer
 from services.search.mapping import PROPERTIES, alias_name, first_index_name
 from services.search.server import build_server
 from services.search.service import Searcher
-from tests.test_search import NEG, enriched
+from tests.search.helpers import NEG, enriched
 
 pytestmark = pytest.mark.slow
 

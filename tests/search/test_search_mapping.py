@@ -2,36 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-from typing import Any
-
 from elasticsearch import Elasticsearch
 
 from services.search.deadletter import DEFAULT_PREFIX, dead_letter_index, ensure_index
 from services.search.mapping import alias_name, ensure_tenant_index, install_templates
-
-DOC = Path(__file__).resolve().parents[2] / "docs" / "search-mapping.md"
-ROW = re.compile(r"^\| `([\w.]+)` \| `(\w+)` \|", re.MULTILINE)
-
-
-def documented_fields(section: str = "## Fields") -> dict[str, str]:
-    """The field table of one section of the doc."""
-    text = DOC.read_text()
-    body = text[text.index(section) + len(section):]
-    return dict(ROW.findall(body[: body.find("\n## ")] if "\n## " in body else body))
-
-
-def flatten(properties: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    fields = {}
-    for name, spec in properties.items():
-        path = f"{prefix}{name}"
-        fields[path] = spec.get("type", "object")
-        if "properties" in spec:
-            fields.update(flatten(spec["properties"], f"{path}."))
-        for sub, sub_spec in spec.get("fields", {}).items():
-            fields[f"{path}.{sub}"] = sub_spec["type"]
-    return fields
+from tests.search.helpers import documented_fields, flatten
 
 
 def test_the_doc_lists_every_field_of_a_real_index_with_its_type(elasticsearch_url: str, tenant: str) -> None:

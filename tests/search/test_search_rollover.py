@@ -20,8 +20,7 @@ from services.search.mapping import alias_name, first_index_name
 from services.search.rollover import Conditions, RolloverLoop, ilm_available, rollover, tenants
 from services.search.server import build_server
 from services.search.service import Searcher
-from tests.test_search import corpus, enriched
-from tests.test_search_mapping import documented_fields, flatten
+from tests.search.helpers import corpus, documented_fields, enriched, flatten
 
 pytestmark = pytest.mark.slow
 

@@ -16,12 +16,9 @@ from services.search.client import connect
 from services.search.indexing import Indexer
 from services.search.server import build_server
 from services.search.service import Searcher
-from tests.test_search import NEG, POS, embedding, enriched
+from tests.search.helpers import ANGER, JOY, NEG, OPTIMISM, SADNESS, embedding, tone_corpus
 
 pytestmark = pytest.mark.slow
-
-ANGER, JOY, OPTIMISM, SADNESS = (post_pb2.EMOTION_ANGER, post_pb2.EMOTION_JOY, post_pb2.EMOTION_OPTIMISM,
-                                 post_pb2.EMOTION_SADNESS)
 
 
 def query_embedding(text: str) -> tuple[list[float], str]:
@@ -39,38 +36,6 @@ def search(elasticsearch_url: str) -> Iterator[search_pb2_grpc.SearchServiceStub
         yield search_pb2_grpc.SearchServiceStub(chan)
     server.stop()
     es.close()
-
-
-def toned(tenant: str, post_id: str, text: str, emotion: post_pb2.Emotion, offensive_score: float,
-          minute: int, **kwargs: object) -> post_pb2.EnrichedPost:
-    post = enriched(tenant, post_id, text, minute=minute, **kwargs)  # type: ignore[arg-type]
-    scores = {name: 0.1 for name in ("anger", "joy", "optimism", "sadness")}
-    scores[post_pb2.Emotion.Name(emotion).removeprefix("EMOTION_").lower()] = 0.7
-    post.enrichment.emotion = emotion
-    post.enrichment.emotion_scores.CopyFrom(post_pb2.EmotionScores(**scores))
-    post.enrichment.offensive_score = offensive_score
-    post.enrichment.offensive = offensive_score >= 0.5
-    post.enrichment.model_versions.tone = "tone@1234abcd"
-    return post
-
-
-def tone_corpus(tenant: str) -> list[post_pb2.EnrichedPost]:
-    return [
-        toned(tenant, "t1", "This useless council wasted our money on the stupid bridge again.", ANGER, 0.91,
-              minute=1, sentiment=NEG),
-        toned(tenant, "t2", "The bus driver was rude and the depot ignored my complaint.", ANGER, 0.12,
-              minute=2, sentiment=NEG),
-        toned(tenant, "t3", "Lovely new playground in the park, the kids are thrilled!", JOY, 0.02,
-              minute=3, sentiment=POS),
-        toned(tenant, "t4", "The new bus lanes should make commuting better next year.", OPTIMISM, 0.03,
-              minute=65, sentiment=POS),
-        toned(tenant, "t5", "Our library branch closes for good, a sad day for the neighbourhood.", SADNESS,
-              0.05, minute=70),
-        toned(tenant, "t6", "Idiots at the permit office lost my file, what a bunch of clowns.", ANGER, 0.77,
-              minute=75, sentiment=NEG),
-        # Enriched by a model without the tone heads: no emotion, and not claimed to be clean.
-        enriched(tenant, "t7", "When is bulk waste collection on our street?", minute=80),
-    ]
 
 
 @pytest.fixture
