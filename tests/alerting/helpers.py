@@ -82,6 +82,7 @@ class Running:
 def hourly_baseline(hours: int, per_hour: int, start: datetime = MONDAY) -> list[post_pb2.EnrichedPost]:
     return [p for h in range(hours) for p in spread(f"base-{start:%d%H}-{h}", per_hour, start + h * HOUR, HOUR)]
 
+
 def toned(
     post_id: str, at: datetime, emotion: int = JOY, *, offensive: bool = False, topic: str = "", **fields: Any
 ) -> post_pb2.EnrichedPost:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,46 +14,16 @@ import pytest
 import yaml
 
 from services.common.settings import Settings
-from tests.fixtures.helm import CHART_DIR, REPO_ROOT, RenderChart, run_helm
+from tests.fixtures.helm import CHART_DIR, PROFILES, REPO_ROOT, RenderChart, by_kind, named, pod_specs, run_helm
 
 # The newest Kubernetes minor the bundled helm client targets, and the chart's oldest supported one.
 KUBERNETES_VERSIONS = ("1.35.0", "1.29.0")
-PROFILES = {
-    "default": (),
-    "minimal": (CHART_DIR / "values-minimal.yaml",),
-    "production": (CHART_DIR / "values-production.yaml",),
-    "gpu": (CHART_DIR / "values-gpu.yaml",),
-    "production+gpu": (CHART_DIR / "values-production.yaml", CHART_DIR / "values-gpu.yaml"),
-}
 CRD_FILES = {
     ("ray.io/v1", "RayService"): "kuberay-ray.io_rayservices.yaml",
     ("elasticsearch.k8s.elastic.co/v1", "Elasticsearch"): "eck-elasticsearch.k8s.elastic.co_elasticsearches.yaml",
 }
 SERVICES = {"ingestion": 50051, "search": 50052, "alerting": 50053}
 GPU = "nvidia.com/gpu"
-
-
-def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [doc for doc in docs if doc["kind"] == kind]
-
-
-def named(docs: list[dict[str, Any]], kind: str, suffix: str) -> dict[str, Any]:
-    matches = [doc for doc in by_kind(docs, kind) if doc["metadata"]["name"].endswith(f"-{suffix}")]
-    assert len(matches) == 1, f"expected one {kind} named *-{suffix}, got {len(matches)}"
-    return matches[0]
-
-
-def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every pod spec the chart renders, workloads and Ray nodes alike."""
-    for doc in docs:
-        name = f"{doc['kind']}/{doc['metadata']['name']}"
-        if doc["kind"] in ("Deployment", "StatefulSet"):
-            yield name, doc["spec"]["template"]["spec"]
-        elif doc["kind"] == "RayService":
-            cluster = doc["spec"]["rayClusterConfig"]
-            yield f"{name}/head", cluster["headGroupSpec"]["template"]["spec"]
-            for group in cluster["workerGroupSpecs"]:
-                yield f"{name}/{group['groupName']}", group["template"]["spec"]
 
 
 def worker_groups(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

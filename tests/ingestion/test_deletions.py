@@ -26,7 +26,7 @@ from services.ingestion.service import Ingestion
 from services.ingestion.sources import SourceStore
 from services.ingestion.spool import SqliteSpool
 from tests.fixtures.channel_servers import JetstreamServer, jetstream_commit
-from tests.test_ingestion_pipeline import TENANT, downstream  # noqa: F401 (the fixture)
+from tests.ingestion.helpers import TENANT
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def report(time_us: int, rkey: str, did: str, text: str) -> dict[str, Any]:
 
 
 def test_a_deleted_post_leaves_search_and_the_spool_and_alerts_keep_their_count(
-    downstream: Settings, jetstream_server: JetstreamServer  # noqa: F811 (the fixture)
+    downstream: Settings, jetstream_server: JetstreamServer
 ) -> None:
     settings = downstream.model_copy(update={"source_poll_tick_s": 0.2})
     spool = SqliteSpool(settings.spool_path, settings.spool_max_pending)

@@ -24,7 +24,7 @@ from services.common.auth import METHOD_ROLES
 from services.common.tenancy import tenants_of
 from services.devstack.launch import is_healthy
 from tests.fixtures.security import SecuredStack
-from tests.test_security_isolation import enriched
+from tests.security.helpers import enriched
 
 pytestmark = pytest.mark.slow
 

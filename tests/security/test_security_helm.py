@@ -8,8 +8,7 @@ from typing import Any
 
 import yaml
 
-from tests.fixtures.helm import CHART_DIR, RenderChart, run_helm
-from tests.test_helm import PROFILES, by_kind, named, pod_specs
+from tests.fixtures.helm import CHART_DIR, PROFILES, RenderChart, by_kind, named, pod_specs, run_helm
 
 FULLNAME = "civic-civic-listening"  # release "civic" of chart civic-listening
 SERVICES = {"ingestion": 50051, "search": 50052, "alerting": 50053}

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -16,21 +16,12 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from civic.listening.v1 import alerting_pb2, ingestion_pb2, post_pb2, search_pb2
-from tests.fixtures.security import SecuredStack, Stubs, embedding
+from tests.fixtures.security import SecuredStack, Stubs
+from tests.security.helpers import NOW, enriched
 
 pytestmark = pytest.mark.slow
 
-NOW = datetime.now(UTC).replace(microsecond=0)
 SECRET_WORD = "zanzibarquux"
-
-
-def enriched(tenant: str, post_id: str, text: str) -> post_pb2.EnrichedPost:
-    post = post_pb2.Post(id=post_id, tenant=tenant, channel="mastodon", text=text, language="en",
-                         source="#city", author=post_pb2.Author(id=f"author-{post_id}", name="Resident"))
-    post.created_at.FromDatetime(NOW - timedelta(hours=1))
-    enrichment = post_pb2.Enrichment(sentiment=post_pb2.SENTIMENT_LABEL_NEGATIVE, topic="transit",
-                                     embedding=embedding(text))
-    return post_pb2.EnrichedPost(post=post, enrichment=enrichment)
 
 
 @dataclass
