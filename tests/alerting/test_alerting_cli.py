@@ -8,8 +8,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from civic.listening.v1 import alerting_pb2
 from tests.alerting.helpers import ANGER, HOUR, MONDAY, Running, fire, rule, toned
+
+pytestmark = pytest.mark.slow  # every test runs `civic` in its own process
 
 CIVIC = str(Path(sys.executable).with_name("civic"))
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from civic.listening.v1 import ingestion_pb2
@@ -46,6 +47,7 @@ def test_detect_anomalies_writes_one_json_line_per_row_and_flags_the_spike(tmp_p
     assert alerts and all(2 * 288 + 150 <= i < 2 * 288 + 156 for i in alerts)
 
 
+@pytest.mark.slow
 def test_detect_anomalies_direction_chooses_rises_falls_or_both(tmp_path: Path) -> None:
     series = tmp_path / "volume.csv"
     seasonal_series(series, spike_at=2 * 288 + 150)
@@ -79,6 +81,7 @@ def test_detect_anomalies_reads_a_nab_file() -> None:
     assert 0 < sum(row["alert"] for row in rows) < 50
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
     broken = tmp_path / "broken.csv"
     broken.write_text("when,count\n1,2\n")
@@ -92,6 +95,7 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
     assert "civic:" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_classify_local_reads_stdin_and_writes_json_lines_in_order() -> None:
     texts = ["Worst service ever, I waited five hours for nothing.", "", "Merci beaucoup, tout était parfait !"]
     result = subprocess.run(

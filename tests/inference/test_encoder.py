@@ -58,6 +58,7 @@ def test_tokenizer_uses_the_xlmr_conventions(encoder: tuple[BertModel, Tokenizer
     assert "▁Hello" in encoding.tokens and "▁world" in encoding.tokens
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("is_query", [False, True])
 def test_embeddings_match_the_engine(
     encoder: tuple[BertModel, Tokenizer], engine: E5, is_query: bool
@@ -71,6 +72,7 @@ def test_embeddings_match_the_engine(
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_batching_does_not_change_embeddings(encoder: tuple[BertModel, Tokenizer]) -> None:
     model, tokenizer = encoder
     texts = ["passage: " + text for text in TEXTS]
@@ -91,6 +93,7 @@ def _build(cache_dir: str) -> str:
     return str(build_into(Path(cache_dir)))
 
 
+@pytest.mark.slow
 def test_concurrent_builds_leave_one_complete_cache(tmp_path: Path) -> None:
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         built = pool.map(_build, [str(tmp_path)] * 2)

@@ -121,6 +121,7 @@ def test_empty_blank_and_oversized_input(int8_model: EnrichmentModel) -> None:
         assert math.isclose(math.sqrt(sum(x * x for x in result.embedding)), 1.0, abs_tol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_changed_tower_is_exported_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, onnx_model: EnrichmentModel
 ) -> None:
@@ -151,6 +152,7 @@ def test_a_changed_tower_is_exported_again(
         assert _cosine(new.embedding, old.embedding) > 0.9999
 
 
+@pytest.mark.slow
 def test_a_read_only_cache_still_gets_a_graph(tmp_path: Path, onnx_model: EnrichmentModel) -> None:
     """Where the cache cannot take the graph (a read-only image), the process exports one for itself."""
     cache = tmp_path / "models"

@@ -47,6 +47,7 @@ def assert_tone_lines(rows: list[dict[str, object]]) -> None:
     assert (blank["emotion"], blank["offensive"], blank["offensive_score"]) == ("", False, 0.0)
 
 
+@pytest.mark.slow
 def test_classify_local_prints_tone() -> None:
     assert_tone_lines(classify("--local"))
 

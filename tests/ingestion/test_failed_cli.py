@@ -17,6 +17,8 @@ from services.ingestion.server import build_server
 from services.ingestion.service import Ingestion
 from services.ingestion.spool import SpoolEntry, SqliteSpool
 
+pytestmark = pytest.mark.slow  # every test runs `civic` in its own process
+
 CIVIC = str(Path(sys.executable).with_name("civic"))
 
 

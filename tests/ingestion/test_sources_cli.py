@@ -16,6 +16,8 @@ from services.ingestion.service import Ingestion
 from services.ingestion.sources import SourceStore
 from services.ingestion.spool import SqliteSpool
 
+pytestmark = pytest.mark.slow  # every test runs `civic` in its own process
+
 CIVIC = str(Path(sys.executable).with_name("civic"))
 
 

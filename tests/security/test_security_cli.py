@@ -17,6 +17,8 @@ from services.alerting.service import open_alerting
 from services.common.settings import Settings
 from tests.fixtures.security import Credentials, Pki
 
+pytestmark = pytest.mark.slow  # every test runs `civic` in its own process
+
 CIVIC = str(Path(sys.executable).with_name("civic"))
 
 
