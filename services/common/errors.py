@@ -21,7 +21,12 @@ class NotFound(DomainError):
 
 
 class ResourceExhausted(DomainError):
-    """The service is at capacity; the caller should retry later."""
+    """The service is at capacity; the caller should retry later, after retry_after_s when given (it
+    reaches gRPC callers as google.rpc.RetryInfo and a `retry-after` trailer)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Unavailable(DomainError):

@@ -21,7 +21,8 @@ from grpc_reflection.v1alpha import reflection
 from services.common import telemetry, tls
 from services.common.auth import read_token
 from services.common.deadlines import ClientDeadlines, ServerDeadlines
-from services.common.security import Security, UndecodableRequests
+from services.common.errors import ResourceExhausted
+from services.common.security import Security, UndecodableRequests, retry_status
 from services.common.settings import Settings
 from services.common.status import MAPPED, status_of
 
@@ -37,6 +38,8 @@ def rpc_errors(method: F) -> F:
         try:
             return method(self, request, context)
         except MAPPED as exc:
+            if isinstance(exc, ResourceExhausted) and exc.retry_after_s is not None:
+                context.abort_with_status(retry_status(str(exc), exc.retry_after_s))
             context.abort(status_of(exc), str(exc))
 
     return wrapper  # type: ignore[return-value]

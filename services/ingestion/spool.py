@@ -92,8 +92,14 @@ class RememberedSignature:
     signature: bytes
 
 
+SPOOL_FULL_RETRY_S = 5.0
+
+
 class SpoolFull(ResourceExhausted):
-    """Too many posts wait for the forwarder; the caller should slow down and retry."""
+    """Too many posts wait for the forwarder; the caller should slow down and retry after the hint."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after_s=SPOOL_FULL_RETRY_S)
 
 
 class Spool(Protocol):
@@ -248,7 +254,9 @@ class SqliteSpool:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 if entries and self._pending(self._counters()) >= self.max_pending:
-                    raise SpoolFull(f"spool holds {self.max_pending} pending posts; retry later")
+                    raise SpoolFull(
+                        f"spool holds {self.max_pending} pending posts; retry in {SPOOL_FULL_RETRY_S:.0f}s"
+                    )
                 stored = [
                     self._db.execute(
                         "INSERT OR IGNORE INTO posts (tenant, channel, post_id, author, signature,"

@@ -18,12 +18,13 @@ from google.protobuf.json_format import MessageToDict
 from services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from services.ingestion.connectors.webhook import SIGNATURE_HEADER, BadSignature
 from services.ingestion.scheduler import Scheduler, SourcePaused
+from services.ingestion.spool import SPOOL_FULL_RETRY_S
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/webhooks/"
 MAX_BODY_BYTES = 8 * 1024 * 1024
-RETRY_AFTER_S = "5"
+RETRY_AFTER_S = f"{SPOOL_FULL_RETRY_S:.0f}"
 
 
 class WebhookServer:

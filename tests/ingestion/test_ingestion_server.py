@@ -9,13 +9,15 @@ from typing import Any
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from civic.listening.v1 import ingestion_pb2, ingestion_pb2_grpc, post_pb2
 from services.common.settings import Settings
 from services.devstack.launch import is_healthy
 from services.ingestion.server import SERVICE_NAME, build_server
 from services.ingestion.service import Ingestion
-from services.ingestion.spool import SqliteSpool
+from services.ingestion.spool import SPOOL_FULL_RETRY_S, SqliteSpool
 
 ACCEPTED = ingestion_pb2.POST_OUTCOME_ACCEPTED
 REJECTED = ingestion_pb2.POST_OUTCOME_REJECTED
@@ -140,12 +142,22 @@ def test_near_duplicate_memory_is_rebuilt_from_the_spool(start: Callable[..., Ru
     assert {p.id: p.near_duplicate for p in second.stored()} == {"c1": False, "c2": True}
 
 
-def test_a_full_spool_answers_resource_exhausted_and_keeps_nothing(start: Callable[..., Running]) -> None:
+def test_a_full_spool_answers_resource_exhausted_with_a_retry_hint_and_keeps_nothing(
+    start: Callable[..., Running],
+) -> None:
     service = start(spool_max_pending=2)
     assert service.ingest(make_post("a"), make_post("b")).accepted == 2
     with pytest.raises(grpc.RpcError) as caught:
         service.ingest(make_post("c"), make_post("d"))
-    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    error = caught.value
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+    # A sender is told when to try again, in the rich status and as a plain trailer.
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    info = error_details_pb2.RetryInfo()
+    assert status.details[0].Unpack(info)
+    assert info.retry_delay.ToTimedelta().total_seconds() == SPOOL_FULL_RETRY_S
+    assert dict(error.trailing_metadata())["retry-after"] == f"{SPOOL_FULL_RETRY_S:.0f}"  # type: ignore[attr-defined]
     assert [p.id for p in service.stored()] == ["a", "b"]
     assert service.stats().accepted == 2
 
