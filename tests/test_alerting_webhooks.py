@@ -32,6 +32,7 @@ class Received:
     at: float
     body: bytes
     signed: bool
+    key: str = ""
 
     @property
     def json(self) -> Any:
@@ -73,7 +74,7 @@ def receiver() -> Iterator[Receiver]:
             time.sleep(state.delay_s)
             expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
             signed = hmac.compare_digest(expected, self.headers.get("X-Civic-Signature", ""))
-            state.requests.append(Received(time.monotonic(), body, signed))
+            state.requests.append(Received(time.monotonic(), body, signed, self.headers.get("Idempotency-Key", "")))
             self.send_response(503 if len(state.requests) <= state.fail_first else 200)
             self.end_headers()
 
@@ -103,6 +104,7 @@ def test_deliveries_are_signed_and_retried_with_backoff(start: Callable[..., Run
     (delivered,) = receiver.wait_for(1)
     assert len(receiver.requests) == 3 and all(r.signed for r in receiver.requests)
     assert len({r.body for r in receiver.requests}) == 1  # the same notification, retried
+    assert len({r.key for r in receiver.requests}) == 1 and len(receiver.requests[0].key) == 32  # one key
     gaps = [b.at - a.at for a, b in zip(receiver.requests, receiver.requests[1:], strict=False)]
     assert gaps[0] >= 0.05 and gaps[1] >= 0.1  # jittered in [d/2, d], d = 0.1 then 0.2
     payload = delivered.json

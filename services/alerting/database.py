@@ -144,8 +144,13 @@ class PostgresDatabase(Database):
 
     def __init__(self, url: str) -> None:
         # Imported here: the embedded SQLite store needs no PostgreSQL driver.
+        import psycopg
         from psycopg_pool import ConnectionPool
 
+        try:  # one plain connection first, so that a wrong URL or a down server fails now, saying why
+            psycopg.connect(url, connect_timeout=int(CONNECT_TIMEOUT_S)).close()
+        except psycopg.OperationalError as exc:
+            raise RuntimeError(f"alerting database unreachable: {str(exc).strip()}") from None
         self._pool = ConnectionPool(
             url, min_size=1, max_size=POOL_SIZE, kwargs={"autocommit": True}, open=False, name="alerting"
         )
