@@ -26,6 +26,7 @@ from services.alerting.rules import (
     NEW_TERM,
     Observation,
     WindowCounts,
+    alert_labels,
     counting_identity,
     post_document,
     validate_rule,
@@ -35,7 +36,7 @@ from services.alerting.silences import Silences, silenced_by
 from services.alerting.store import AlertStore
 from services.alerting.watch import Watch
 from services.alerting.webhooks import Webhooks
-from services.common import boolean_query, elasticsearch_client, enum_names, telemetry
+from services.common import boolean_query, elasticsearch_client, telemetry
 from services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from services.common.post_validation import MAX_TEXT_CHARS, check_post, require_created_at
 from services.common.settings import Settings
@@ -379,18 +380,6 @@ class Alerting:
                 self.store.add_event(RESOLVED_EVENT, alert, self.clock())
                 log.info("alert %s resolved", alert.id)
         self.store.prune_windows(rule.tenant, rule.id, latest - retention_s(rule))
-
-
-def alert_labels(rule: alerting_pb2.Rule) -> dict[str, str]:
-    """What silences, grouping and receivers match on: the rule's own labels and the fixed ones."""
-    return {
-        **dict(rule.labels),
-        "alertname": rule.id,
-        "tenant": rule.tenant,
-        "rule": rule.id,
-        "kind": enum_names.word(alerting_pb2.RuleKind, rule.kind),
-        "severity": enum_names.word(alerting_pb2.Severity, rule.severity),
-    }
 
 
 def open_alerting(settings: Settings) -> Alerting:
