@@ -1,4 +1,5 @@
-# The two commands of the README: `make demo` and `make test`. Everything else is what they need.
+# The two commands of the README: `make demo` and `make test`. Everything else is what they need, but for
+# `make test-fast` (the unit tests alone, for a quick check while working).
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -6,7 +7,7 @@ TORCH  := torch==2.13.0
 BUF    := .tools/node_modules/.bin/buf
 PROTOS := $(wildcard protos/civic/listening/v1/*.proto)
 
-.PHONY: demo test install tools-present chromium proto lint up down clean
+.PHONY: demo test test-fast install tools-present chromium proto lint up down clean
 
 demo: install
 	CIVIC_RULES_FILE=$(CURDIR)/examples/rules.yaml \
@@ -15,6 +16,11 @@ demo: install
 
 test: lint
 	$(BIN)/pytest
+
+# Deselects `slow`: no Elasticsearch, Ray, browser or service processes (tests/conftest.py marks every test
+# that needs one), no model export, no `civic` subprocesses. About two minutes; CI runs `make test`.
+test-fast: install
+	$(BIN)/pytest -m "not slow"
 
 install: tools-present chromium $(VENV)/.installed
 

@@ -55,7 +55,7 @@ STRUCTURAL_GRID: dict[str, tuple[float, ...]] = {
     "clip_spreads": (3.0, 4.0),
     "weekly_after_weeks": (2.0, 3.0),
     # Not below 0.15: a count that moves by less than about 1.7x is not a volume alert the product wants
-    # (tests/test_anomaly.py holds a 40% weekend dip to that), whatever NAB's scorer would reward.
+    # (tests/common/test_anomaly.py holds a 40% weekend dip to that), whatever NAB's scorer would reward.
     "count_spread_floor": (0.15, 0.25),
 }
 ALERT_GRID: dict[str, tuple[float, ...]] = {
