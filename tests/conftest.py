@@ -12,10 +12,11 @@ pytest_plugins = sorted(
     if path.stem != "__init__"
 )
 
-# The fixtures that start a server process: Elasticsearch (Java), the inference service (Ray Serve), and
-# the stacks of service processes built on them (the dashboard's also drives Chromium through them).
+# The fixtures that start a server process: Elasticsearch (Java), the inference service (Ray Serve), the
+# stacks of service processes built on them (the dashboard's also drives Chromium through them), and
+# PostgreSQL (alerting's shared store).
 SERVER_FIXTURES = frozenset(
-    {"elasticsearch_url", "inference_target", "make_pipeline", "secured_stack", "dashboard_stack"}
+    {"elasticsearch_url", "inference_target", "make_pipeline", "secured_stack", "dashboard_stack", "postgres_server"}
 )
 
 

@@ -17,7 +17,8 @@ def main() -> None:
     telemetry.setup("alerting", settings.log_level)
     alerting = open_alerting(settings)
     server = build_server(settings, alerting).start()
-    log.info("alerting state at %s, rules file %s", settings.alerting_state_path, settings.rules_file)
+    where = "PostgreSQL" if settings.alerting_database_url else settings.alerting_state_path
+    log.info("alerting state in %s, rules file %s", where, settings.rules_file)
     server.serve_until_signal(on_stop=alerting.close)
 
 

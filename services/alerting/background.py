@@ -6,7 +6,6 @@ They run beside the gRPC threads so that EvaluatePosts never waits for a receive
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 
@@ -33,9 +32,9 @@ class Loop:
         while not self._stop.wait(wait):
             try:
                 healthy = self.step() is not False
-            except sqlite3.ProgrammingError:
-                return  # the store was closed under us: the process is stopping
             except Exception:
+                if self._stop.is_set():
+                    return  # the store was closed under us: the process is stopping
                 log.exception("%s step failed", self.name)
                 healthy = False
             wait = self.interval_s if healthy else min(max(wait * 2, self.interval_s), MAX_IDLE_S)

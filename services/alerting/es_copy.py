@@ -1,7 +1,9 @@
 """The searchable copy of alerts in Elasticsearch: one index per tenant, `<prefix>-<tenant>`.
 
-SQLite stays the source of truth. Every stored version of an alert is queued in the `es_queue` table
-in the same transaction as the alert itself; this module drains the queue with bulk requests. While
+The alerting store stays the source of truth. Every stored version of an alert is queued in the
+`es_queue` table in the same transaction as the alert itself; this module drains the queue with bulk
+requests, on one replica at a time (an older version written by one replica after a newer one by
+another would otherwise win). While
 Elasticsearch is unreachable the queue simply grows, and it is written when the cluster returns, so no
 alert is lost and the latest version wins. The prefix is outside the `civic-posts-*` template.
 """
@@ -88,6 +90,10 @@ class AlertIndex:
         return int(count)
 
     def drain(self) -> bool:
+        with self.store.leader("es-copy") as leading:
+            return self._drain() if leading else True
+
+    def _drain(self) -> bool:
         try:
             for _ in range(MAX_BATCHES_PER_DRAIN):
                 rows = self.store.execute("SELECT alert_id, tenant, payload FROM es_queue LIMIT ?", (BATCH,))

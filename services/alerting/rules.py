@@ -271,3 +271,15 @@ class WindowCounts:
     def anger_percent(self) -> float:
         """Share of the posts with an emotion whose most likely emotion is anger."""
         return 100.0 * self.angry / self.toned if self.toned else 0.0
+
+
+def alert_labels(rule: alerting_pb2.Rule) -> dict[str, str]:
+    """What silences, grouping and receivers match on: the rule's own labels and the fixed ones."""
+    return {
+        **dict(rule.labels),
+        "alertname": rule.id,
+        "tenant": rule.tenant,
+        "rule": rule.id,
+        "kind": enum_names.word(alerting_pb2.RuleKind, rule.kind),
+        "severity": enum_names.word(alerting_pb2.Severity, rule.severity),
+    }

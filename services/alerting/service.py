@@ -1,7 +1,9 @@
 """The alerting domain: count posts into rule windows, raise, update and resolve alerts, list them.
 
-Free of gRPC. Every batch is one SQLite transaction, so counters and alerts stay consistent through a
-crash, and posts already evaluated (the forwarder delivers at least once) are not counted twice.
+Free of gRPC. Every batch is one transaction, so counters and alerts stay consistent through a crash,
+and posts already evaluated (the forwarder delivers at least once) are not counted twice. On a shared
+store (PostgreSQL, several replicas) each transaction that writes a tenant's alerts or counters first
+takes the tenant's lock, and rules are read from the store, where another replica may have changed them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 from civic.listening.v1 import alerting_pb2, post_pb2
 from services.alerting import es_copy, lifecycle, priority, volume
@@ -24,6 +26,7 @@ from services.alerting.rules import (
     NEW_TERM,
     Observation,
     WindowCounts,
+    alert_labels,
     counting_identity,
     post_document,
     validate_rule,
@@ -31,8 +34,9 @@ from services.alerting.rules import (
 )
 from services.alerting.silences import Silences, silenced_by
 from services.alerting.store import AlertStore
+from services.alerting.watch import Watch
 from services.alerting.webhooks import Webhooks
-from services.common import boolean_query, elasticsearch_client, enum_names, telemetry
+from services.common import boolean_query, elasticsearch_client, telemetry
 from services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from services.common.post_validation import MAX_TEXT_CHARS, check_post, require_created_at
 from services.common.settings import Settings
@@ -48,8 +52,6 @@ MAX_QUEUED_EVALUATIONS = 8
 RETENTION_S = 30 * 86_400
 # Concurrent WatchAlerts streams (each holds a gRPC worker thread) before RESOURCE_EXHAUSTED.
 MAX_WATCHES = 8
-WATCH_BATCH = 500
-WATCH_POLL_S = 0.5
 FIRING = alerting_pb2.ALERT_STATE_FIRING
 RESOLVED = alerting_pb2.ALERT_STATE_RESOLVED
 FIRED_EVENT = alerting_pb2.ALERT_EVENT_KIND_FIRED
@@ -118,8 +120,13 @@ class Alerting:
             self._loops.append(Loop("alerting-es-copy", settings.alerting_tick_s, index.drain).start())
 
     def _notify(self, notifier: Notifier) -> None:
-        self.escalate()
-        notifier.tick()
+        """One replica at a time escalates and decides what to notify; every replica delivers (each
+        notification is claimed by one)."""
+        with self.store.leader("notify") as leading:
+            if leading:
+                self.escalate()
+                notifier.decide()
+        notifier.deliver()
 
     def close(self) -> None:
         for loop in self._loops:
@@ -134,6 +141,7 @@ class Alerting:
         """Creates or replaces a rule; a new query, kind or window starts its counters afresh."""
         stored = validate_rule(rule)
         with self._evaluation, self.store.transaction():
+            self._lock_and_refresh([stored.tenant])
             previous = self._rules.get(stored.tenant, {}).get(stored.id)
             if previous is not None and counting_identity(previous) != counting_identity(stored):
                 self.store.drop_windows(stored.tenant, stored.id)
@@ -144,15 +152,30 @@ class Alerting:
 
     def list_rules(self, tenant: str) -> list[alerting_pb2.Rule]:
         require_tenant(tenant)
+        if self.store.shared:
+            return self.store.rules(tenant)
         return sorted(self._rules.get(tenant, {}).values(), key=lambda rule: rule.id)
 
     def delete_rule(self, tenant: str, rule_id: str) -> None:
         require_tenant(tenant)
         with self._evaluation, self.store.transaction():
+            self._lock_and_refresh([tenant])
             if rule_id not in self._rules.get(tenant, {}):
                 raise NotFound(f"rule {rule_id!r} of tenant {tenant!r} does not exist")
             self.store.delete_rule(tenant, rule_id)
             self._rules[tenant] = {k: v for k, v in self._rules[tenant].items() if k != rule_id}
+
+    def _lock_and_refresh(self, tenants: Sequence[str]) -> None:
+        """Within a transaction: takes the tenants' locks, then (shared store) reads their rules afresh."""
+        self.store.lock_tenants(tenants)
+        if not self.store.shared:
+            return
+        for tenant in tenants:
+            rules = {rule.id: rule for rule in self.store.rules(tenant)}
+            if rules:
+                self._rules[tenant] = rules
+            else:
+                self._rules.pop(tenant, None)
 
     # --- alerts --------------------------------------------------------------------------------
 
@@ -175,10 +198,19 @@ class Alerting:
     ) -> alerting_pb2.Alert:
         """Acknowledge, assign or resolve (a lifecycle function) under the evaluation lock, in one transaction."""
         with self._evaluation, self.store.transaction():
+            self.store.lock_tenants([tenant])
             return action(self.store, tenant, alert_id, *args, self.clock())
 
     def escalate(self) -> list[alerting_pb2.Alert]:
         with self._evaluation, self.store.transaction():
+            if self.store.shared:
+                rules: dict[str, dict[str, alerting_pb2.Rule]] = {}
+                for rule in self.store.rules():
+                    rules.setdefault(rule.tenant, {})[rule.id] = rule
+                self._rules = rules
+            self.store.lock_tenants(
+                t for t, rules_of in self._rules.items() if any(r.escalate_after_seconds for r in rules_of.values())
+            )
             return lifecycle.escalate_due(self.store, self._rules, self.clock())
 
     def watch(self, tenant: str, after_sequence: int) -> Watch:
@@ -199,6 +231,7 @@ class Alerting:
             with telemetry.tracer(__name__).start_as_current_span("evaluate_posts") as span:
                 telemetry.describe_batch(span, [p.post for p in posts])
                 with self._evaluation, self.store.transaction():
+                    self._lock_and_refresh(sorted({post.post.tenant for post in posts}))
                     return self._evaluate(posts)
         finally:
             self._queue.release()
@@ -349,46 +382,11 @@ class Alerting:
         self.store.prune_windows(rule.tenant, rule.id, latest - retention_s(rule))
 
 
-class Watch:
-    """One WatchAlerts stream: its slot is given back by close(), whether or not it was iterated."""
-
-    def __init__(self, store: AlertStore, tenant: str, after: int, release: Callable[[], None]) -> None:
-        self.store, self.tenant, self.cursor = store, tenant, after
-        self._release: Callable[[], None] | None = release
-
-    def events(self, active: Callable[[], bool]) -> Iterator[alerting_pb2.AlertEvent]:
-        """Stored events after the cursor, then new ones as they are recorded, while `active()`."""
-        while active():
-            events = self.store.events(self.tenant, self.cursor, WATCH_BATCH)
-            for event in events:
-                self.cursor = event.sequence
-                yield event
-            if not events:
-                with self.store.changed:
-                    self.store.changed.wait(timeout=WATCH_POLL_S)
-
-    def close(self) -> None:
-        release, self._release = self._release, None
-        if release is not None:
-            release()
-
-
-def alert_labels(rule: alerting_pb2.Rule) -> dict[str, str]:
-    """What silences, grouping and receivers match on: the rule's own labels and the fixed ones."""
-    return {
-        **dict(rule.labels),
-        "alertname": rule.id,
-        "tenant": rule.tenant,
-        "rule": rule.id,
-        "kind": enum_names.word(alerting_pb2.RuleKind, rule.kind),
-        "severity": enum_names.word(alerting_pb2.Severity, rule.severity),
-    }
-
-
 def open_alerting(settings: Settings) -> Alerting:
-    """The domain on its state file, with the rules file's rules put over the stored ones, and its
-    background loops started (close() stops them)."""
-    alerting = Alerting(AlertStore(settings.alerting_state_path), max_text_chars=settings.max_text_chars)
+    """The domain on its store (the PostgreSQL database if one is set, else the state file), with the
+    rules file's rules put over the stored ones, and its background loops started (close() stops them)."""
+    store = AlertStore(settings.alerting_state_path, settings.alerting_database_url)
+    alerting = Alerting(store, max_text_chars=settings.max_text_chars)
     if settings.rules_file is not None:
         rules = load_rules(settings.rules_file)
         for rule in rules:

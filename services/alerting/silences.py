@@ -125,7 +125,7 @@ def silenced_by(silences: Sequence[alerting_pb2.Silence], alert: alerting_pb2.Al
 
 
 class Silences:
-    """The silences table of the alerting state file."""
+    """The silences table of the alerting store."""
 
     def __init__(self, store: AlertStore) -> None:
         self.store = store
@@ -138,7 +138,8 @@ class Silences:
 
     def _put(self, silence: alerting_pb2.Silence) -> None:
         self.store.execute(
-            "INSERT OR REPLACE INTO silences (tenant, id, ends_at, payload) VALUES (?, ?, ?, ?)",
+            "INSERT INTO silences (tenant, id, ends_at, payload) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (tenant, id) DO UPDATE SET ends_at = excluded.ends_at, payload = excluded.payload",
             (silence.tenant, silence.id, _seconds(silence.ends_at), silence.SerializeToString()),
         )
 
@@ -146,8 +147,8 @@ class Silences:
         """Newest end first; without include_expired only those that have not ended."""
         require_tenant(tenant)
         rows = self.store.execute(
-            "SELECT payload FROM silences WHERE tenant = ? AND (? OR ends_at > ?) ORDER BY ends_at DESC, id",
-            (tenant, include_expired, now),
+            "SELECT payload FROM silences WHERE tenant = ? AND (? = 1 OR ends_at > ?) ORDER BY ends_at DESC, id",
+            (tenant, int(include_expired), now),
         )
         return [alerting_pb2.Silence.FromString(bytes(payload)) for (payload,) in rows]
 

@@ -1,20 +1,19 @@
-"""SQLite persistence of rules, per-window counters, seen posts and alerts, so a restart loses nothing.
+"""Persistence of rules, per-window counters, seen posts and alerts, so a restart loses nothing.
 
-One connection in WAL mode behind a lock: evaluation is serialized anyway (counters are read-modify-
-write), and readers of alerts must not see half of a batch.
+On SQLite (one process) or PostgreSQL (shared by replicas): see database.py. Evaluation is serialized
+per tenant (counters are read-modify-write), and readers of alerts never see half of a batch.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from civic.listening.v1 import alerting_pb2
+from services.alerting.database import Database, Row, open_database
 from services.alerting.rules import WindowCounts
 
 SCHEMA = """
@@ -54,125 +53,115 @@ IN_CHUNK = 500
 
 
 class AlertStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, database_url: str = "") -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._lock = threading.RLock()
-        # Woken on every recorded event, so that watchers do not poll.
+        self.db: Database = open_database(database_url, path)
+        # Woken on every event this process records, so that its watchers do not poll; events of other
+        # replicas are seen by the watchers' short poll.
         self.changed = threading.Condition()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self.last_sequence = 0
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(windows)")}
-        if "extra" not in columns:  # a state file from before authors and terms were kept
-            self._db.execute("ALTER TABLE windows ADD COLUMN extra TEXT NOT NULL DEFAULT '{}'")
+        self.db.script(SCHEMA)
+        self.add_columns("windows", {"extra": "TEXT NOT NULL DEFAULT '{}'"})  # from before authors and terms
+
+    @property
+    def shared(self) -> bool:
+        return self.db.shared
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
-    def execute(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         """One statement for the modules that own further tables (silences, webhooks, deliveries)."""
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
+        return self.db.execute(sql, params)
 
     def add_schema(self, script: str) -> None:
-        with self._lock:
-            self._db.executescript(script)
+        self.db.script(script)
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def add_columns(self, table: str, columns: dict[str, str]) -> None:
+        """Columns added since a table was first created (a state kept from an earlier release)."""
+        present = self.db.columns(table)
+        for name, declaration in columns.items():
+            if name not in present:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+
+    def transaction(self) -> Any:
         """All writes of one evaluated batch become visible together, or not at all."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        return self.db.transaction()
+
+    def lock_tenants(self, tenants: Iterable[str]) -> None:
+        self.db.lock_tenants(tenants)
+
+    def leader(self, name: str) -> Any:
+        return self.db.leader(name)
 
     # --- rules ---------------------------------------------------------------------------------
 
-    def rules(self) -> list[alerting_pb2.Rule]:
-        with self._lock:
-            rows = self._db.execute("SELECT payload FROM rules ORDER BY tenant, id").fetchall()
-        return [alerting_pb2.Rule.FromString(payload) for (payload,) in rows]
+    def rules(self, tenant: str | None = None) -> list[alerting_pb2.Rule]:
+        """All tenants' rules, or one tenant's."""
+        if tenant is None:
+            rows = self.db.execute("SELECT payload FROM rules ORDER BY tenant, id")
+        else:
+            rows = self.db.execute("SELECT payload FROM rules WHERE tenant = ? ORDER BY id", (tenant,))
+        return [alerting_pb2.Rule.FromString(bytes(payload)) for (payload,) in rows]
 
     def put_rule(self, rule: alerting_pb2.Rule) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO rules (tenant, id, payload) VALUES (?, ?, ?)",
-                (rule.tenant, rule.id, rule.SerializeToString()),
-            )
+        self.db.execute(
+            "INSERT INTO rules (tenant, id, payload) VALUES (?, ?, ?) "
+            "ON CONFLICT (tenant, id) DO UPDATE SET payload = excluded.payload",
+            (rule.tenant, rule.id, rule.SerializeToString()),
+        )
 
     def drop_windows(self, tenant: str, rule_id: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM windows WHERE tenant = ? AND rule_id = ?", (tenant, rule_id))
-            self._db.execute("DELETE FROM detectors WHERE tenant = ? AND rule_id = ?", (tenant, rule_id))
+        self.db.execute("DELETE FROM windows WHERE tenant = ? AND rule_id = ?", (tenant, rule_id))
+        self.db.execute("DELETE FROM detectors WHERE tenant = ? AND rule_id = ?", (tenant, rule_id))
 
     def delete_rule(self, tenant: str, rule_id: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM rules WHERE tenant = ? AND id = ?", (tenant, rule_id))
+        self.db.execute("DELETE FROM rules WHERE tenant = ? AND id = ?", (tenant, rule_id))
         self.drop_windows(tenant, rule_id)
 
     # --- anomaly detectors ---------------------------------------------------------------------
 
     def detector(self, tenant: str, rule_id: str) -> tuple[int, bytes] | None:
         """The next window start the rule's detector has to learn, and its pickled state."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT next_start, payload FROM detectors WHERE tenant = ? AND rule_id = ?", (tenant, rule_id)
-            ).fetchone()
-        return None if row is None else (int(row[0]), bytes(row[1]))
+        rows = self.db.execute(
+            "SELECT next_start, payload FROM detectors WHERE tenant = ? AND rule_id = ?", (tenant, rule_id)
+        )
+        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
 
     def put_detector(self, tenant: str, rule_id: str, next_start: int, payload: bytes) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO detectors (tenant, rule_id, next_start, payload) VALUES (?, ?, ?, ?)",
-                (tenant, rule_id, next_start, payload),
-            )
+        self.db.execute(
+            "INSERT INTO detectors (tenant, rule_id, next_start, payload) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (tenant, rule_id) DO UPDATE SET next_start = excluded.next_start, payload = excluded.payload",
+            (tenant, rule_id, next_start, payload),
+        )
 
     def earliest_window(self, tenant: str, rule_id: str) -> int | None:
-        with self._lock:
-            (earliest,) = self._db.execute(
-                "SELECT MIN(window_start) FROM windows WHERE tenant = ? AND rule_id = ?", (tenant, rule_id)
-            ).fetchone()
-        return None if earliest is None else int(earliest)
+        return self._scalar("SELECT MIN(window_start) FROM windows WHERE tenant = ? AND rule_id = ?", (tenant, rule_id))
 
     # --- seen posts ----------------------------------------------------------------------------
 
     def seen(self, tenant: str, keys: list[str]) -> set[str]:
         """Which of these posts were already evaluated (deliveries are at-least-once)."""
         found: set[str] = set()
-        with self._lock:
-            for i in range(0, len(keys), IN_CHUNK):
-                chunk = keys[i : i + IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    f"SELECT post_key FROM seen_posts WHERE tenant = ? AND post_key IN ({marks})",
-                    (tenant, *chunk),
-                )
-                found.update(key for (key,) in rows)
+        for i in range(0, len(keys), IN_CHUNK):
+            chunk = keys[i : i + IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT post_key FROM seen_posts WHERE tenant = ? AND post_key IN ({marks})", (tenant, *chunk)
+            )
+            found.update(str(key) for (key,) in rows)
         return found
 
     def mark_seen(self, tenant: str, posts: Iterable[tuple[str, int]]) -> None:
-        with self._lock:
-            self._db.executemany(
-                "INSERT OR IGNORE INTO seen_posts (tenant, post_key, event_ts) VALUES (?, ?, ?)",
-                ((tenant, key, ts) for key, ts in posts),
-            )
+        self.db.executemany(
+            "INSERT INTO seen_posts (tenant, post_key, event_ts) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            ((tenant, key, ts) for key, ts in posts),
+        )
 
     def latest_seen(self, tenant: str) -> int:
-        with self._lock:
-            (latest,) = self._db.execute("SELECT MAX(event_ts) FROM seen_posts WHERE tenant = ?", (tenant,)).fetchone()
-        return int(latest or 0)
+        return self._scalar("SELECT MAX(event_ts) FROM seen_posts WHERE tenant = ?", (tenant,)) or 0
 
     def prune_seen(self, tenant: str, before_ts: int) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM seen_posts WHERE tenant = ? AND event_ts < ?", (tenant, before_ts))
+        self.db.execute("DELETE FROM seen_posts WHERE tenant = ? AND event_ts < ?", (tenant, before_ts))
 
     # --- windows -------------------------------------------------------------------------------
 
@@ -181,13 +170,12 @@ class AlertStore:
 
     def windows(self, tenant: str, rule_id: str, from_start: int, to_start: int) -> dict[int, WindowCounts]:
         """The rule's windows starting in [from_start, to_start), with all their counters."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT window_start, count, negative, max_followers, max_relevance, samples, extra FROM windows "
-                "WHERE tenant = ? AND rule_id = ? AND window_start >= ? AND window_start < ?",
-                (tenant, rule_id, from_start, to_start),
-            ).fetchall()
-        return {row[0]: _counts(*row[1:]) for row in rows}
+        rows = self.db.execute(
+            "SELECT window_start, count, negative, max_followers, max_relevance, samples, extra FROM windows "
+            "WHERE tenant = ? AND rule_id = ? AND window_start >= ? AND window_start < ?",
+            (tenant, rule_id, from_start, to_start),
+        )
+        return {int(row[0]): _counts(*row[1:]) for row in rows}
 
     def put_window(self, tenant: str, rule_id: str, start: int, counts: WindowCounts) -> None:
         extra = {
@@ -195,119 +183,108 @@ class AlertStore:
             "top_post": counts.top_post, "toned": counts.toned, "angry": counts.angry, "abusive": counts.abusive,
             "abuse_topics": counts.abuse_topics, "abuse_samples": counts.abuse_samples,
         }
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO windows (tenant, rule_id, window_start, count, negative, max_followers, "
-                "max_relevance, samples, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    tenant, rule_id, start, counts.count, counts.negative, counts.max_followers,
-                    counts.max_relevance, json.dumps(counts.samples), json.dumps(extra),
-                ),
-            )
+        self.db.execute(
+            "INSERT INTO windows (tenant, rule_id, window_start, count, negative, max_followers, "
+            "max_relevance, samples, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (tenant, rule_id, window_start) DO UPDATE SET count = excluded.count, "
+            "negative = excluded.negative, max_followers = excluded.max_followers, "
+            "max_relevance = excluded.max_relevance, samples = excluded.samples, extra = excluded.extra",
+            (
+                tenant, rule_id, start, counts.count, counts.negative, counts.max_followers,
+                counts.max_relevance, json.dumps(counts.samples), json.dumps(extra),
+            ),
+        )
 
     def window_counts(self, tenant: str, rule_id: str, from_start: int, to_start: int) -> dict[int, int]:
         """Post counts of the rule's windows starting in [from_start, to_start)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT window_start, count FROM windows WHERE tenant = ? AND rule_id = ? "
-                "AND window_start >= ? AND window_start < ?",
-                (tenant, rule_id, from_start, to_start),
-            ).fetchall()
-        return dict(rows)
+        rows = self.db.execute(
+            "SELECT window_start, count FROM windows WHERE tenant = ? AND rule_id = ? "
+            "AND window_start >= ? AND window_start < ?",
+            (tenant, rule_id, from_start, to_start),
+        )
+        return {int(start): int(count) for start, count in rows}
 
     def latest_window(self, tenant: str, rule_id: str) -> int | None:
-        with self._lock:
-            (latest,) = self._db.execute(
-                "SELECT MAX(window_start) FROM windows WHERE tenant = ? AND rule_id = ?", (tenant, rule_id)
-            ).fetchone()
-        return None if latest is None else int(latest)
+        return self._scalar("SELECT MAX(window_start) FROM windows WHERE tenant = ? AND rule_id = ?", (tenant, rule_id))
 
     def prune_windows(self, tenant: str, rule_id: str, before_start: int) -> None:
-        with self._lock:
-            self._db.execute(
-                "DELETE FROM windows WHERE tenant = ? AND rule_id = ? AND window_start < ?",
-                (tenant, rule_id, before_start),
-            )
+        self.db.execute(
+            "DELETE FROM windows WHERE tenant = ? AND rule_id = ? AND window_start < ?", (tenant, rule_id, before_start)
+        )
 
     # --- alerts --------------------------------------------------------------------------------
 
     def alert(self, alert_id: str) -> alerting_pb2.Alert | None:
-        with self._lock:
-            row = self._db.execute("SELECT payload FROM alerts WHERE id = ?", (alert_id,)).fetchone()
-        return None if row is None else alerting_pb2.Alert.FromString(row[0])
+        rows = self.db.execute("SELECT payload FROM alerts WHERE id = ?", (alert_id,))
+        return alerting_pb2.Alert.FromString(bytes(rows[0][0])) if rows else None
 
     def put_alert(self, alert: alerting_pb2.Alert) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO alerts (id, tenant, rule_id, window_start, state, priority, payload) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    alert.id, alert.tenant, alert.rule_id, alert.window_start.seconds, alert.state,
-                    alert.priority, alert.SerializeToString(),
-                ),
-            )
-            # The copy in Elasticsearch follows from this queue, in the same transaction: never lost.
-            self._db.execute(
-                "INSERT OR REPLACE INTO es_queue (alert_id, tenant, payload) VALUES (?, ?, ?)",
-                (alert.id, alert.tenant, alert.SerializeToString()),
-            )
+        payload = alert.SerializeToString()
+        self.db.execute(
+            "INSERT INTO alerts (id, tenant, rule_id, window_start, state, priority, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
+            "priority = excluded.priority, payload = excluded.payload",
+            (alert.id, alert.tenant, alert.rule_id, alert.window_start.seconds, alert.state, alert.priority, payload),
+        )
+        # The copy in Elasticsearch follows from this queue, in the same transaction: never lost.
+        self.db.execute(
+            "INSERT INTO es_queue (alert_id, tenant, payload) VALUES (?, ?, ?) "
+            "ON CONFLICT (alert_id) DO UPDATE SET payload = excluded.payload",
+            (alert.id, alert.tenant, payload),
+        )
 
     def firing_alerts(self, tenant: str, rule_id: str, before_start: int) -> list[alerting_pb2.Alert]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT payload FROM alerts WHERE tenant = ? AND rule_id = ? AND state = ? AND window_start < ?",
-                (tenant, rule_id, alerting_pb2.ALERT_STATE_FIRING, before_start),
-            ).fetchall()
-        return [alerting_pb2.Alert.FromString(payload) for (payload,) in rows]
+        rows = self.db.execute(
+            "SELECT payload FROM alerts WHERE tenant = ? AND rule_id = ? AND state = ? AND window_start < ?",
+            (tenant, rule_id, alerting_pb2.ALERT_STATE_FIRING, before_start),
+        )
+        return [alerting_pb2.Alert.FromString(bytes(payload)) for (payload,) in rows]
 
     def alert_windows(self, tenant: str, rule_id: str, after_start: int, before_start: int) -> int:
         """Number of the rule's windows strictly between the two starts that raised an alert."""
-        with self._lock:
-            (count,) = self._db.execute(
-                "SELECT COUNT(*) FROM alerts WHERE tenant = ? AND rule_id = ? AND window_start > ? "
-                "AND window_start < ?",
-                (tenant, rule_id, after_start, before_start),
-            ).fetchone()
-        return int(count)
+        return self._scalar(
+            "SELECT COUNT(*) FROM alerts WHERE tenant = ? AND rule_id = ? AND window_start > ? AND window_start < ?",
+            (tenant, rule_id, after_start, before_start),
+        ) or 0
 
     def list_alerts(self, tenant: str, limit: int, state: int = 0) -> list[alerting_pb2.Alert]:
         """Highest priority first; `state` 0 means any state."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT payload FROM alerts WHERE tenant = ? AND (? = 0 OR state = ?) "
-                "ORDER BY priority DESC, window_start DESC, id LIMIT ?",
-                (tenant, state, state, limit),
-            ).fetchall()
-        return [alerting_pb2.Alert.FromString(payload) for (payload,) in rows]
+        rows = self.db.execute(
+            "SELECT payload FROM alerts WHERE tenant = ? AND (? = 0 OR state = ?) "
+            "ORDER BY priority DESC, window_start DESC, id LIMIT ?",
+            (tenant, state, state, limit),
+        )
+        return [alerting_pb2.Alert.FromString(bytes(payload)) for (payload,) in rows]
 
     # --- events --------------------------------------------------------------------------------
 
     def add_event(self, kind: int, alert: alerting_pb2.Alert, at_s: float) -> int:
-        """Records one change of an alert; its sequence (AUTOINCREMENT never reuses one) is the cursor."""
+        """Records one change of an alert; its sequence (never reused) is the watchers' cursor."""
         event = alerting_pb2.AlertEvent(kind=kind, alert=alert)  # type: ignore[arg-type]
         event.at.FromNanoseconds(int(at_s * 1e9))
-        with self._lock:
-            cursor = self._db.execute(
-                "INSERT INTO events (tenant, payload) VALUES (?, ?)", (alert.tenant, event.SerializeToString())
-            )
-        sequence = int(cursor.lastrowid or 0)
-        self.last_sequence = sequence
+        ((sequence,),) = self.db.execute(
+            "INSERT INTO events (tenant, payload) VALUES (?, ?) RETURNING sequence",
+            (alert.tenant, event.SerializeToString()),
+        )
         with self.changed:
             self.changed.notify_all()
-        return sequence
+        return int(sequence)
 
     def events(self, tenant: str, after: int, limit: int) -> list[alerting_pb2.AlertEvent]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT sequence, payload FROM events WHERE tenant = ? AND sequence > ? ORDER BY sequence LIMIT ?",
-                (tenant, after, limit),
-            ).fetchall()
+        rows = self.db.execute(
+            "SELECT sequence, payload FROM events WHERE tenant = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+            (tenant, after, limit),
+        )
         events = []
         for sequence, payload in rows:
-            event = alerting_pb2.AlertEvent.FromString(payload)
-            event.sequence = sequence
+            event = alerting_pb2.AlertEvent.FromString(bytes(payload))
+            event.sequence = int(sequence)
             events.append(event)
         return events
+
+    def _scalar(self, sql: str, params: Sequence[object]) -> int | None:
+        ((value,),) = self.db.execute(sql, params)
+        return None if value is None else int(value)
 
 
 def _counts(

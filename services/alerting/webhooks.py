@@ -22,6 +22,8 @@ CREATE TABLE IF NOT EXISTS webhooks (
 );
 """
 SIGNATURE_HEADER = "X-Civic-Signature"
+# The same on every attempt of one notification: receivers drop repeats by it (delivery is at-least-once).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 DEFAULT_COOLDOWN_S = 60
 DEFAULT_REPEAT_S = 14_400
 MAX_INTERVAL_S = 7 * 86_400
@@ -89,7 +91,7 @@ def group_key(webhook: alerting_pb2.Webhook, alert: alerting_pb2.Alert) -> str:
 
 
 class Webhooks:
-    """The webhooks table of the alerting state file."""
+    """The webhooks table of the alerting store."""
 
     def __init__(self, store: AlertStore) -> None:
         self.store = store
@@ -98,7 +100,8 @@ class Webhooks:
     def put(self, webhook: alerting_pb2.Webhook) -> alerting_pb2.Webhook:
         stored = validate_webhook(webhook)
         self.store.execute(
-            "INSERT OR REPLACE INTO webhooks (tenant, id, payload) VALUES (?, ?, ?)",
+            "INSERT INTO webhooks (tenant, id, payload) VALUES (?, ?, ?) "
+            "ON CONFLICT (tenant, id) DO UPDATE SET payload = excluded.payload",
             (stored.tenant, stored.id, stored.SerializeToString()),
         )
         return stored
@@ -109,9 +112,10 @@ class Webhooks:
 
     def list(self, tenant: str | None = None) -> list[alerting_pb2.Webhook]:
         """A tenant's webhooks by id (all tenants' with None), secrets included: for the notifier."""
-        rows = self.store.execute(
-            "SELECT payload FROM webhooks WHERE (? IS NULL OR tenant = ?) ORDER BY tenant, id", (tenant, tenant)
-        )
+        if tenant is None:
+            rows = self.store.execute("SELECT payload FROM webhooks ORDER BY tenant, id")
+        else:
+            rows = self.store.execute("SELECT payload FROM webhooks WHERE tenant = ? ORDER BY id", (tenant,))
         return [alerting_pb2.Webhook.FromString(bytes(payload)) for (payload,) in rows]
 
     def delete(self, tenant: str, webhook_id: str) -> None:

@@ -154,7 +154,13 @@ class Settings(BaseSettings):
 
     # --- alerting ------------------------------------------------------------------------------
     rules_file: Path | None = Field(None, description="YAML of rules loaded at alerting start-up.")
-    alerting_state_path: Path = Field(CACHE_DIR / "alerting.sqlite3", description="Rules and alerts.")
+    alerting_state_path: Path = Field(
+        CACHE_DIR / "alerting.sqlite3", description="Rules and alerts when no alerting_database_url is set."
+    )
+    alerting_database_url: str = Field(
+        "", description="PostgreSQL (postgresql://...) shared by alerting replicas; empty = the SQLite file at "
+                        "alerting_state_path, a single replica.",
+    )
     alerts_index_prefix: str = Field(
         "civic-alerts", description="Alerts are copied to the Elasticsearch index <prefix>-<tenant>; empty = off."
     )

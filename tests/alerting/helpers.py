@@ -1,9 +1,13 @@
 """Posts, rules and a started server shared by the alerting tests: the test modules import these, never
-each other (the `start` and `alerting` fixtures built on `Running` are in this folder's conftest.py)."""
+each other (the `start`, `alerting` and `receiver` fixtures built on them are in this folder's conftest.py)."""
 
 from __future__ import annotations
 
+import json
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import grpc
@@ -104,3 +108,50 @@ def fire(running: Running, hours: range, text: str = "pothole on 5th") -> list[a
 
 def matcher(name: str, value: str, op: str = "EQUAL") -> alerting_pb2.Matcher:
     return alerting_pb2.Matcher(name=name, value=value, operator=f"MATCH_OPERATOR_{op}")  # type: ignore[arg-type]
+
+
+# The webhook receiver (the `receiver` fixture in conftest.py) and fast notifier ticks.
+SECRET = "s3cret-shared-with-the-receiver"
+FAST = {"alerting_tick_s": 0.05, "webhook_backoff_base_s": 0.1}
+
+
+@dataclass
+class Received:
+    at: float
+    body: bytes
+    signed: bool
+    key: str = ""
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """An HTTP server that checks X-Civic-Signature and answers 503 to its first `fail_first` requests."""
+
+    fail_first: int = 0
+    delay_s: float = 0.0
+    requests: list[Received] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def accepted(self) -> list[Received]:
+        return self.requests[self.fail_first:]
+
+    def wait_for(self, count: int, timeout_s: float = 10.0) -> list[Received]:
+        deadline = time.monotonic() + timeout_s
+        while len(self.accepted()) < count:
+            assert time.monotonic() < deadline, f"{len(self.accepted())} of {count} notifications arrived"
+            time.sleep(0.02)
+        return self.accepted()
+
+
+def hook(url: str, **fields: Any) -> alerting_pb2.PutWebhookRequest:
+    values = {"id": "ops", "tenant": "city-a", "url": url, "secret": SECRET, **fields}
+    return alerting_pb2.PutWebhookRequest(webhook=alerting_pb2.Webhook(**values))

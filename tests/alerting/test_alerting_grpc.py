@@ -1,5 +1,6 @@
-"""AlertingService over real gRPC on a real SQLite file: each rule kind, windows, resolution, priority,
-rules management, validation and a restart on the same state file."""
+"""AlertingService over real gRPC on a real SQLite file, and again on a real PostgreSQL (`both_stores`):
+each rule kind, windows, resolution, priority, rules management, validation and a restart on the same
+store."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from services.alerting.server import SERVICE_NAME
 from services.alerting.service import MAX_QUEUED_EVALUATIONS
 from services.devstack.launch import is_healthy
 from tests.alerting.helpers import FIRING, HOUR, MONDAY, RESOLVED, Running, enriched, hourly_baseline, rule, spread
+
+pytestmark = pytest.mark.both_stores
 
 
 def test_serves_health(alerting: Running) -> None:

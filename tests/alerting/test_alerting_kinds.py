@@ -12,6 +12,8 @@ import pytest
 from civic.listening.v1 import alerting_pb2
 from tests.alerting.helpers import FIRING, HOUR, MONDAY, RESOLVED, Running, enriched, hourly_baseline, rule, spread
 
+pytestmark = pytest.mark.both_stores
+
 
 def states(running: Running) -> list[tuple[str, int]]:
     return sorted((a.rule_id, a.state) for a in running.alerts())

@@ -15,6 +15,8 @@ from services.alerting.service import MAX_WATCHES
 from services.alerting.silences import matches
 from tests.alerting.helpers import HOUR, MONDAY, RESOLVED, Running, enriched, fire, matcher, rule
 
+pytestmark = pytest.mark.both_stores
+
 EVENT = alerting_pb2.AlertEventKind
 
 

@@ -4,91 +4,18 @@ the persisted outbox across a restart."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
 import pytest
 
 from civic.listening.v1 import alerting_pb2
-from tests.alerting.helpers import Running, fire, matcher, rule
+from tests.alerting.helpers import FAST, Receiver, Running, fire, hook, matcher, rule
 
-SECRET = "s3cret-shared-with-the-receiver"
-FAST = {"alerting_tick_s": 0.05, "webhook_backoff_base_s": 0.1}
-
-
-@dataclass
-class Received:
-    at: float
-    body: bytes
-    signed: bool
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class Receiver:
-    """An HTTP server that checks X-Civic-Signature and answers 503 to its first `fail_first` requests."""
-
-    fail_first: int = 0
-    delay_s: float = 0.0
-    requests: list[Received] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def accepted(self) -> list[Received]:
-        return self.requests[self.fail_first:]
-
-    def wait_for(self, count: int, timeout_s: float = 10.0) -> list[Received]:
-        deadline = time.monotonic() + timeout_s
-        while len(self.accepted()) < count:
-            assert time.monotonic() < deadline, f"{len(self.accepted())} of {count} notifications arrived"
-            time.sleep(0.02)
-        return self.accepted()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            time.sleep(state.delay_s)
-            expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-            signed = hmac.compare_digest(expected, self.headers.get("X-Civic-Signature", ""))
-            state.requests.append(Received(time.monotonic(), body, signed))
-            self.send_response(503 if len(state.requests) <= state.fail_first else 200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    state.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=state.server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    state.server.shutdown()
-    state.server.server_close()
-
-
-def hook(url: str, **fields: Any) -> alerting_pb2.PutWebhookRequest:
-    values = {"id": "ops", "tenant": "city-a", "url": url, "secret": SECRET, **fields}
-    return alerting_pb2.PutWebhookRequest(webhook=alerting_pb2.Webhook(**values))
+pytestmark = pytest.mark.both_stores
 
 
 def test_deliveries_are_signed_and_retried_with_backoff(start: Callable[..., Running], receiver: Receiver) -> None:
@@ -101,6 +28,7 @@ def test_deliveries_are_signed_and_retried_with_backoff(start: Callable[..., Run
     (delivered,) = receiver.wait_for(1)
     assert len(receiver.requests) == 3 and all(r.signed for r in receiver.requests)
     assert len({r.body for r in receiver.requests}) == 1  # the same notification, retried
+    assert len({r.key for r in receiver.requests}) == 1 and len(receiver.requests[0].key) == 32  # one key
     gaps = [b.at - a.at for a, b in zip(receiver.requests, receiver.requests[1:], strict=False)]
     assert gaps[0] >= 0.05 and gaps[1] >= 0.1  # jittered in [d/2, d], d = 0.1 then 0.2
     payload = delivered.json

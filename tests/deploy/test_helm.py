@@ -118,7 +118,7 @@ def test_bad_values_are_rejected_with_the_field_named(helm_binary: Path, tmp_pat
         yaml.safe_dump(
             {
                 "securityContext": {"readOnlyRootFilesystem": False},
-                "alerting": {"replicas": 3},
+                "alerting": {"replicas": 0},
                 "elasticsearch": {"mode": "opensearch"},
                 "inference": {"gpu": {"enabled": "yes"}},
                 "config": {"extraEnv": {"ES_URL": "http://elsewhere:9200"}},
@@ -187,6 +187,7 @@ def test_grpc_services_have_native_grpc_probes_and_their_own_identity(render_cha
 
 def test_state_lives_on_claims_with_one_writer(render_chart: RenderChart) -> None:
     docs = render_chart(*PROFILES["production"])
+    minimal = render_chart(*PROFILES["minimal"])  # alerting on its SQLite volume (production: PostgreSQL)
     ingestion = named(docs, "StatefulSet", "ingestion")
     (claim,) = ingestion["spec"]["volumeClaimTemplates"]
     mounts = ingestion["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
@@ -195,13 +196,13 @@ def test_state_lives_on_claims_with_one_writer(render_chart: RenderChart) -> Non
     assert env["CIVIC_SPOOL_PATH"] == "/var/lib/civic/spool.sqlite3"
     assert ingestion["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Retain"
 
-    alerting = named(docs, "Deployment", "alerting")
+    alerting = named(minimal, "Deployment", "alerting")
     assert alerting["spec"]["replicas"] == 1
     assert alerting["spec"]["strategy"] == {"type": "Recreate"}
-    claim_name = named(docs, "PersistentVolumeClaim", "alerting-data")["metadata"]["name"]
+    claim_name = named(minimal, "PersistentVolumeClaim", "alerting-data")["metadata"]["name"]
     volumes = alerting["spec"]["template"]["spec"]["volumes"]
     assert {"name": "data", "persistentVolumeClaim": {"claimName": claim_name}} in volumes
-    assert not [doc for doc in by_kind(docs, "HorizontalPodAutoscaler") if "alerting" in doc["metadata"]["name"]]
+    assert not [doc for doc in by_kind(minimal, "HorizontalPodAutoscaler") if "alerting" in doc["metadata"]["name"]]
 
 
 def test_production_scales_search_and_protects_it_from_disruption(render_chart: RenderChart) -> None:

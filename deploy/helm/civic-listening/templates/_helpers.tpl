@@ -174,3 +174,14 @@ livenessProbe:
   failureThreshold: {{ $p.liveness.failureThreshold }}
   timeoutSeconds: {{ $p.liveness.timeoutSeconds }}
 {{- end -}}
+
+{{/* "true" when alerting keeps its state in the shared PostgreSQL (a Secret names its URL). */}}
+{{- define "civic.alertingShared" -}}
+{{- if .Values.alerting.database.urlSecret.name }}true{{ else }}false{{ end -}}
+{{- end -}}
+
+{{/* Alerting's replicas: as set, else 2 on the shared database and 1 on its SQLite volume. */}}
+{{- define "civic.alertingReplicas" -}}
+{{- $v := .Values.alerting -}}
+{{- if hasKey $v "replicas" }}{{ $v.replicas }}{{ else }}{{ ternary 2 1 (eq (include "civic.alertingShared" .) "true") }}{{ end -}}
+{{- end -}}

@@ -2,6 +2,7 @@
 The pod template of a gRPC service. Call with
 (dict "root" $ "component" "search" "values" .Values.search "module" "services.search" "stateDir" "/var/lib/civic").
 stateDir, when given, is the mount path of the "data" volume (a PVC claimed by the caller).
+secretEnv, when given, lists {name, secretName, key}: variables of this component read from Secrets.
 */}}
 {{- define "civic.servicePod" -}}
 {{- $root := .root -}}
@@ -48,6 +49,13 @@ spec:
         {{- end }}
         {{- with (include "civic.secretEnv" $root | trim) }}
         {{- . | nindent 8 }}
+        {{- end }}
+        {{- range .secretEnv }}
+        - name: {{ .name }}
+          valueFrom:
+            secretKeyRef:
+              name: {{ .secretName }}
+              key: {{ .key }}
         {{- end }}
       {{- include "civic.grpcProbes" (dict "root" $root "port" $v.port) | nindent 6 }}
       resources:

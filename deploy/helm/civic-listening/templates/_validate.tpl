@@ -6,6 +6,18 @@
 {{- fail (printf "%s.autoscaling.maxReplicas (%v) must be >= %s.autoscaling.minReplicas (%v)" $component $a.maxReplicas $component $a.minReplicas) }}
 {{- end }}
 {{- end }}
+{{- $al := .Values.alerting }}
+{{- if ne (include "civic.alertingShared" .) "true" }}
+{{- if gt (int (include "civic.alertingReplicas" .)) 1 }}
+{{- fail (printf "alerting.replicas (%v) > 1 needs a shared store: set alerting.database.urlSecret.name to a Secret with the PostgreSQL URL (without it alerting keeps its state in one SQLite file, one replica)" $al.replicas) }}
+{{- end }}
+{{- if $al.autoscaling.enabled }}
+{{- fail "alerting.autoscaling.enabled needs a shared store: set alerting.database.urlSecret.name to a Secret with the PostgreSQL URL" }}
+{{- end }}
+{{- end }}
+{{- if and $al.autoscaling.enabled (lt (int $al.autoscaling.maxReplicas) (int $al.autoscaling.minReplicas)) }}
+{{- fail (printf "alerting.autoscaling.maxReplicas (%v) must be >= alerting.autoscaling.minReplicas (%v)" $al.autoscaling.maxReplicas $al.autoscaling.minReplicas) }}
+{{- end }}
 {{- $inf := .Values.inference }}
 {{- if $inf.enabled }}
 {{- $w := $inf.worker }}
