@@ -51,9 +51,8 @@ def start(tmp_path: Path, alerting_store: str, request: pytest.FixtureRequest) -
     def factory(**overrides: Any) -> Running:
         # No Elasticsearch copy unless a test asks for one (with the fixture's URL).
         path = overrides.pop("alerting_state_path", tmp_path / "alerting.sqlite3")
-        settings = Settings(
-            alerting_state_path=path, alerting_database_url=database(path), alerts_index_prefix="", **overrides
-        )
+        overrides.setdefault("alerts_index_prefix", "")
+        settings = Settings(alerting_state_path=path, alerting_database_url=database(path), **overrides)
         running = Running(settings)
         started.append(running)
         return running
