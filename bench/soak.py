@@ -11,7 +11,11 @@ against bursts planted, p50/p99 post->searchable outside the kill windows, the t
 kill timeline. Exit status 1 when a post is lost, duplicated or stored without being sent, or when a
 client saw an unexpected error.
 
+With --alerting-replicas 2 alerting runs as two replicas on one local PostgreSQL and the kill of
+"alerting" takes one of them down while the other goes on evaluating.
+
 Run: nice .venv/bin/python -m bench.soak [--minutes 5] [--clients 20] [--rate R] [--seed 7]
+     [--alerting-replicas 2]
 """
 
 from __future__ import annotations
@@ -148,7 +152,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         "CIVIC_SPOOL_MAX_PENDING": str(args.spool_max_pending),
         "CIVIC_RPC_TIMEOUT_S": "30",
     }
-    with running_stack(work, extra_env, report) as stack:
+    with running_stack(work, extra_env, report, args.alerting_replicas) as stack:
         warm_source = PostSource(args.seed + 1, [])
         model_rate = measure_model_rate(stack, warm_source)
         rate = args.rate or round(1.5 * model_rate, 1)
@@ -178,6 +182,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     every = latencies_outside(ledger.accepted_at, indexed_at, [])
     hints = sorted(ledger.hints)
     lines = [
+        ("alerting replicas", f"{args.alerting_replicas}{' on one PostgreSQL' if args.alerting_replicas > 1 else ''}"),
         ("offered (distinct posts sent)", f"{len(ledger.sent):,} ({len(ledger.sent) / (load_end - start):.1f}/s)"),
         ("accepted (acknowledged)", f"{len(ledger.accepted_at):,}"),
         ("refused (RESOURCE_EXHAUSTED calls)", f"{ledger.refusals:,}, {ledger.refusals_without_hint:,} without a retry "
@@ -230,6 +235,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--kills", type=kills_arg, default=list(COMPONENTS),
                         help=f"components killed in turn, one a minute (default {','.join(COMPONENTS)}; '' none)")
+    parser.add_argument("--alerting-replicas", type=int, default=1, choices=range(1, 5),
+                        help="alerting replicas; 2 or more share a local PostgreSQL and the kill takes one down")
     parser.add_argument("--spool-max-pending", type=int, default=1500,
                         help="CIVIC_SPOOL_MAX_PENDING: the backlog at which IngestPosts answers RESOURCE_EXHAUSTED")
     args = parser.parse_args()

@@ -4,7 +4,9 @@ killable and restartable on the same ports and files, as a supervisor would rest
 Elasticsearch is a private node (services/devstack) restarted on its own data directory; inference is
 `python -m inference` (a private Ray Serve, as `civic up` starts it), whose model replica is killed
 alone so that Serve replaces it; search, alerting and ingestion are killed with SIGKILL (no cleanup
-runs) and started again, ingestion on the same spool.
+runs) and started again, ingestion on the same spool. With several alerting replicas they share a
+local PostgreSQL (services/devstack/postgres_local.py) and ingestion's target names them all
+(`ipv4:a,b`), so the forwarder's calls go to whichever replica is alive.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from civic.listening.v1 import inference_pb2, inference_pb2_grpc, post_pb2
 from services.common.settings import CACHE_DIR, Settings
 from services.devstack.elasticsearch_local import LocalElasticsearch, ensure_installed
 from services.devstack.launch import free_port, spawn, stop_pid, wait_healthy
+from services.devstack.postgres_local import LocalPostgres
 
 INFERENCE_START_S = 420.0
 SERVICE_START_S = 120.0
@@ -119,6 +122,7 @@ class Stack:
     work: Path
     es: LocalElasticsearch
     services: dict[str, Service] = field(default_factory=dict)
+    postgres: LocalPostgres | None = None
 
     @property
     def targets(self) -> dict[str, str]:
@@ -151,6 +155,7 @@ class Stack:
 
 
 def _env(work: Path, es_url: str, ports: dict[str, int], extra: dict[str, str]) -> dict[str, str]:
+    """The environment of every component; an alerting replica's own port is set per Service."""
     return {
         "ES_URL": es_url,
         "CIVIC_SPOOL_PATH": str(work / "spool.sqlite3"),
@@ -165,8 +170,11 @@ def _env(work: Path, es_url: str, ports: dict[str, int], extra: dict[str, str]) 
 
 
 @contextlib.contextmanager
-def running_stack(work: Path, extra_env: dict[str, str], report: Callable[[str], None]) -> Iterator[Stack]:
-    """Elasticsearch, inference, search, alerting and ingestion, in that order; all stopped afterwards."""
+def running_stack(
+    work: Path, extra_env: dict[str, str], report: Callable[[str], None], alerting_replicas: int = 1
+) -> Iterator[Stack]:
+    """Elasticsearch, inference, search, alerting and ingestion, in that order; all stopped afterwards.
+    Alerting replicas after the first are named alerting-2, alerting-3, ..."""
     settings = Settings()
     es = LocalElasticsearch(home=ensure_installed(settings.es_version, CACHE_DIR), data_dir=work / "es",
                             http_port=free_port(), transport_port=free_port(), heap="1g",
@@ -178,9 +186,20 @@ def running_stack(work: Path, extra_env: dict[str, str], report: Callable[[str],
         es.wait_ready(timeout_s=ES_START_S)
         ports = {name: free_port() for name in ("inference", "search", "alerting", "ingestion")}
         env = _env(work, es.url, ports, extra_env)
-        for name in ports:
-            module = "inference" if name == "inference" else f"services.{name}"
-            service = Service(name, module, env, work / f"{name}.log", f"127.0.0.1:{ports[name]}")
+        alerting_ports = [ports["alerting"]] + [free_port() for _ in range(alerting_replicas - 1)]
+        if alerting_replicas > 1:
+            stack.postgres = LocalPostgres(work / "postgres", free_port())
+            stack.postgres.start()
+            env["CIVIC_ALERTING_DATABASE_URL"] = stack.postgres.create_database("civic_alerting")
+            env["CIVIC_ALERTING_TARGET"] = "ipv4:" + ",".join(f"127.0.0.1:{port}" for port in alerting_ports)
+            report(f"alerting's shared store: PostgreSQL on 127.0.0.1:{stack.postgres.port}")
+        components = [(name, ports[name]) for name in ports if name != "alerting"]
+        replica_names = ["alerting"] + [f"alerting-{i}" for i in range(2, alerting_replicas + 1)]
+        components[2:2] = list(zip(replica_names, alerting_ports, strict=True))
+        for name, port in components:
+            module = "inference" if name == "inference" else f"services.{name.split('-')[0]}"
+            own_env = {**env, "CIVIC_ALERTING_PORT": str(port)} if module == "services.alerting" else env
+            service = Service(name, module, own_env, work / f"{name}.log", f"127.0.0.1:{port}")
             report(f"starting {name} at {service.target}")
             stack.services[name] = service
             service.start()
@@ -188,4 +207,6 @@ def running_stack(work: Path, extra_env: dict[str, str], report: Callable[[str],
     finally:
         for service in reversed(stack.services.values()):
             service.stop()
+        if stack.postgres is not None:
+            stack.postgres.stop()
         es.stop()

@@ -7,6 +7,7 @@ Every service process goes through here so that operators see the same behaviour
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import signal
 import threading
@@ -153,12 +154,20 @@ class _BearerToken(
         return continuation(self._details(details), requests)
 
 
+# A target that names several replicas (`ipv4:host:port,host:port`, or a `dns:///` name of a headless
+# Service) spreads calls over every ready one, and a call never waits on a dead replica while another
+# serves; one address behaves as before.
+ROUND_ROBIN = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+
+
 def client_options(settings: Settings, target: str) -> list[tuple[str, int | str]]:
-    """The options of every client channel, sync or asyncio: the servers' message limits and, with
-    TLS, the server name certificates are checked against."""
+    """The options of every client channel, sync or asyncio: the servers' message limits, calls spread
+    over every address the target resolves to and, with TLS, the server name certificates are checked
+    against."""
     options: list[tuple[str, int | str]] = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.service_config", ROUND_ROBIN),
     ]
     if tls.client_tls(settings, target) and settings.tls_server_name:
         options.append(("grpc.ssl_target_name_override", settings.tls_server_name))

@@ -28,7 +28,10 @@ class Settings(BaseSettings):
     inference_http_port: int = Field(50055, description="Ray Serve HTTP proxy port (unused by clients).")
     ingestion_target: str = Field("127.0.0.1:50051", description="Where clients reach ingestion.")
     search_target: str = Field("127.0.0.1:50052", description="Where clients reach search.")
-    alerting_target: str = Field("127.0.0.1:50053", description="Where clients reach alerting.")
+    alerting_target: str = Field(
+        "127.0.0.1:50053",
+        description="Where clients reach alerting; several replicas as ipv4:host:port,host:port (round robin).",
+    )
     inference_target: str = Field("127.0.0.1:50054", description="Where clients reach inference.")
     grpc_workers: int = Field(16, description="Thread pool size of each gRPC server.")
     max_message_bytes: int = Field(32 * 1024 * 1024, description="Largest gRPC message accepted.")
