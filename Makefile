@@ -61,7 +61,7 @@ $(BUF):
 
 lint: install $(BUF)
 	$(BIN)/ruff check .
-	$(BIN)/mypy services inference bench examples
+	$(BIN)/mypy services inference bench examples tests
 	$(BIN)/lint-imports
 	cd protos && ../$(BUF) lint
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from tests.alerting.helpers import Running, fire, hook, matcher, rule
 TENANT = "city-a"
 
 
-def snapshot(running: Running) -> dict[str, list[object]]:
+def snapshot(running: Running) -> dict[str, list[Any]]:
     stub = running.stub
     return {
         "rules": running.rules(),
@@ -56,7 +57,7 @@ def test_state_moves_into_postgres_and_replicas_go_on_from_it(
         (later,) = fire(shared, range(2, 3))
         events = shared.alerting.store.events(TENANT, 0, 100)
         assert events[-1].alert.id == later.id
-        assert events[-1].sequence > max(event.sequence for event in before["events"])  # type: ignore[attr-defined]
+        assert events[-1].sequence > max(event.sequence for event in before["events"])
         assert not (tmp_path / "unused.sqlite3").exists()
     finally:
         shared.close()

@@ -190,7 +190,8 @@ def test_volume_over_time_answers_at_most_1000_intervals(pipeline: Pipeline) -> 
     ("created_from", Timestamp(seconds=1_763_000_000, nanos=-5)),
 ])
 def test_extreme_filter_dates_are_invalid_arguments(pipeline: Pipeline, field: str, moment: Timestamp) -> None:
-    filters = search_pb2.SearchFilters(**{field: moment})
+    filters = search_pb2.SearchFilters()
+    getattr(filters, field).CopyFrom(moment)
     expected = f"filters.{field}: {FILTER_RANGE}" if moment.nanos == 0 else \
         f"filters.{field}.nanos: must be 0 to 999,999,999, got -5"
     for call, request in [

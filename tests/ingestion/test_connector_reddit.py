@@ -80,7 +80,7 @@ def test_empty_listing_keeps_the_cursor(channel_server: ChannelServer) -> None:
 
 
 def test_items_sharing_the_newest_second_are_neither_repeated_nor_lost(channel_server: ChannelServer) -> None:
-    same = {"created_utc": 1740000100.0}
+    same: dict[str, Any] = {"created_utc": 1740000100.0}
     channel_server.route(NEW, Reply(200, listing([link(11, "Second at 100", **same), link(10, "First at 100", **same),
                                                   link(9, "Earlier")], None)))
     first = RedditConnector(5, 1).fetch(source(channel_server.url), {})

@@ -3,6 +3,7 @@ taken from the credential, rate limits with retry info, health and reflection, t
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -85,7 +86,7 @@ def test_missing_malformed_and_unknown_tokens_are_unauthenticated(server: Server
     assert code_of(lambda: server.stub.ListRules(request, timeout=5)) == grpc.StatusCode.UNAUTHENTICATED
     for header in ("Basic dXNlcjpwdw==", "Bearer", "Bearer civic_abc_not-a-key", "Bearer not.a.jwt"):
         metadata = [("authorization", header)]
-        assert code_of(lambda m=metadata: server.stub.ListRules(request, metadata=m, timeout=5)) \
+        assert code_of(functools.partial(server.stub.ListRules, request, metadata=metadata, timeout=5)) \
             == grpc.StatusCode.UNAUTHENTICATED, header
     key = credentials.api_key("city-a", "reader")
     tampered = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")

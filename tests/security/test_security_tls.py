@@ -94,7 +94,7 @@ def test_mtls_and_a_bearer_token_together(
 ) -> None:
     server = start(tls_require_client_cert=True, **credentials.settings())
     cert, key = pki.issue("cli", server=False)
-    client = {"tls_ca_file": pki.ca_cert, "tls_client_cert_file": cert, "tls_client_key_file": key}
+    client: dict[str, Any] = {"tls_ca_file": pki.ca_cert, "tls_client_cert_file": cert, "tls_client_key_file": key}
     assert refused(lambda: list_rules(server.target, Settings(**client))) == grpc.StatusCode.UNAUTHENTICATED
     token = credentials.api_key("city-a", "reader")
     assert list_rules(server.target, Settings(auth_token=token, **client)) == []
