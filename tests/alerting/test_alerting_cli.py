@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,14 +45,29 @@ def test_list_ack_assign_resolve_silence_watch(start: Callable[..., Running]) ->
     assert "resolved by ben" in civic(target, "resolve", alert.id, "-t", "city-a", "--by", "ben").stdout
     stored = running.stub.ListAlerts(alerting_pb2.ListAlertsRequest(tenant="city-a")).alerts[0]
     assert (stored.acknowledged_by, stored.assignee, stored.resolved_by) == ("ana", "roads", "ben")
-    # watch streams until stopped: read what is there, then let the timeout end it.
-    try:
-        civic(target, "watch", "-t", "city-a", "--after", "1", timeout=3)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else str(exc.stdout or "")
-    lines = out.splitlines()
+    lines = watched(target, 3, "-t", "city-a", "--after", "1")
     assert [line.split()[3] for line in lines] == ["acknowledged", "assigned", "resolved"]
     assert lines[0].startswith("2 ")
+
+
+def watched(target: str, count: int, *args: str, limit_s: float = 60) -> list[str]:
+    """The first `count` lines `civic alerts watch` prints (it streams until stopped): read as they come,
+    however long the command takes to start, then the process is stopped."""
+    watch = subprocess.Popen([CIVIC, "alerts", "watch", *args], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "CIVIC_ALERTING_TARGET": target, "COLUMNS": "250"})
+    stopper = threading.Timer(limit_s, watch.kill)
+    stopper.start()
+    assert watch.stdout is not None
+    try:
+        lines: list[str] = []
+        while len(lines) < count and (line := watch.stdout.readline()):
+            lines.append(line.rstrip("\n"))
+        return lines
+    finally:
+        stopper.cancel()
+        watch.kill()
+        watch.wait()
+        watch.stdout.close()
 
 
 def test_errors_are_one_line_and_exit_one(start: Callable[..., Running]) -> None:
