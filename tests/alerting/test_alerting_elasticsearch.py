@@ -1,6 +1,6 @@
 """The alerts index on the real Elasticsearch of the session: alerts raised while the cluster is
-unreachable wait in SQLite, reach `civic-alerts-<tenant>` once it is back (after a restart of the
-service), with their lifecycle, and stay searchable there."""
+unreachable wait in the store (SQLite, and PostgreSQL: `both_stores`), reach `civic-alerts-<tenant>`
+once it is back (after a restart of the service), with their lifecycle, and stay searchable there."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from elasticsearch import ApiError, Elasticsearch
 
 from civic.listening.v1 import alerting_pb2
 from services.alerting.es_copy import MAPPINGS
 from services.devstack.launch import free_port
 from tests.alerting.helpers import HOUR, MONDAY, Running, enriched, rule
+
+pytestmark = pytest.mark.both_stores
 
 
 def count(es: Elasticsearch, index: str) -> int:
