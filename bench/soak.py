@@ -8,8 +8,9 @@ minute, 20 s in, one component is killed in turn (--kills) and the bench waits u
 After the load it waits for the spool to drain, then reads every document of the tenant from
 Elasticsearch and prints offered, accepted, refused, indexed once, duplicated, lost, alerts raised
 against bursts planted, p50/p99 post->searchable outside the kill windows, the time to drain and the
-kill timeline. Exit status 1 when a post is lost, duplicated or stored without being sent, or when a
-client saw an unexpected error.
+kill timeline. The rule notifies a local webhook receiver (bench/soak_receiver.py), which counts
+requests by Idempotency-Key. Exit status 1 when a post is lost, duplicated or stored without being
+sent, when a raised alert was never notified, or when a client saw an unexpected error.
 
 With --alerting-replicas 2 alerting runs as two replicas on one local PostgreSQL and the kill of
 "alerting" takes one of them down while the other goes on evaluating.
@@ -34,6 +35,7 @@ from elasticsearch import Elasticsearch, helpers
 
 from bench.soak_accounting import delivery, latencies_outside, percentile
 from bench.soak_load import BURST_POSTS, RULE_ID, RULES_YAML, TENANT, Clients, PostSource, burst_times
+from bench.soak_receiver import SECRET, Notifications, receiving
 from bench.soak_stack import Stack, running_stack
 from civic.listening.v1 import (
     alerting_pb2,
@@ -50,6 +52,7 @@ INDEX_PREFIX = "soak"
 KILL_OFFSET_S = 20.0
 RESTART_TAIL_S = 5.0
 DRAIN_LIMIT_S = 1800.0
+NOTIFY_LIMIT_S = 60.0
 WARM_CHUNK = 64
 
 
@@ -122,6 +125,19 @@ def marker_alerts(stack: Stack) -> int:
     return sum(1 for alert in reply.alerts if alert.rule_id == RULE_ID)
 
 
+def add_webhook(stack: Stack, url: str) -> None:
+    with grpc.insecure_channel(stack.targets["alerting"]) as chan:
+        alerting_pb2_grpc.AlertingServiceStub(chan).PutWebhook(alerting_pb2.PutWebhookRequest(
+            webhook=alerting_pb2.Webhook(tenant=TENANT, id="soak", url=url, secret=SECRET, cooldown_seconds=1)
+        ), timeout=30)
+
+
+def wait_notified(notifications: Notifications, raised: int) -> None:
+    deadline = time.monotonic() + NOTIFY_LIMIT_S
+    while notifications.figures()[3] < raised and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
 def run_kills(stack: Stack, kills: list[str], start: float, minutes: int, restarting: threading.Event) -> list[Kill]:
     """Minute m kills kills[m % len(kills)] KILL_OFFSET_S into it, and waits until it serves again."""
     timeline = []
@@ -152,7 +168,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
         "CIVIC_SPOOL_MAX_PENDING": str(args.spool_max_pending),
         "CIVIC_RPC_TIMEOUT_S": "30",
     }
-    with running_stack(work, extra_env, report, args.alerting_replicas) as stack:
+    with receiving() as notifications, running_stack(work, extra_env, report, args.alerting_replicas) as stack:
+        add_webhook(stack, notifications.url)
         warm_source = PostSource(args.seed + 1, [])
         model_rate = measure_model_rate(stack, warm_source)
         rate = args.rate or round(1.5 * model_rate, 1)
@@ -175,12 +192,14 @@ def run(args: argparse.Namespace, work: Path) -> int:
         time.sleep(2.0)  # the last batch's alert evaluation is part of its forwarding; let ListAlerts settle
         counts, indexed_at = stored_documents(stack)
         raised = marker_alerts(stack)
+        wait_notified(notifications, raised)
     ledger = clients.ledger
     verdict = delivery(ledger.accepted_at, ledger.sent, counts)
     windows = [(kill.at, kill.recovered) for kill in timeline]
     outside = latencies_outside(ledger.accepted_at, indexed_at, windows)
     every = latencies_outside(ledger.accepted_at, indexed_at, [])
     hints = sorted(ledger.hints)
+    requests, keys, repeated, notified = notifications.figures()
     lines = [
         ("alerting replicas", f"{args.alerting_replicas}{' on one PostgreSQL' if args.alerting_replicas > 1 else ''}"),
         ("offered (distinct posts sent)", f"{len(ledger.sent):,} ({len(ledger.sent) / (load_end - start):.1f}/s)"),
@@ -196,6 +215,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
         ("stored but never sent", f"{len(verdict.never_sent):,}"),
         ("dead letters (spool failed)", f"{final.failed:,}"),
         ("alerts raised / bursts planted", f"{raised} / {len(source.planted_windows)} ({BURST_POSTS} posts each)"),
+        ("firing alerts notified / raised", f"{notified} / {raised}"),
+        ("webhook requests / distinct Idempotency-Keys / keys sent again", f"{requests} / {keys} / {repeated}"),
         ("post->searchable outside kills, p50 / p99", f"{percentile(outside, 0.5):.1f}s / "
          f"{percentile(outside, 0.99):.1f}s ({len(outside):,} posts)"),
         ("post->searchable, all posts, p50 / p99", f"{percentile(every, 0.5):.1f}s / {percentile(every, 0.99):.1f}s"),
@@ -213,7 +234,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
     for name, ids in (("lost", verdict.lost), ("duplicated", verdict.duplicated), ("never sent", verdict.never_sent)):
         if ids:
             print(f"{name}: {', '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}")
-    bad = verdict.lost or verdict.duplicated or verdict.never_sent or ledger.failures
+    if notified < raised:
+        print(f"notified: {notified} of {raised} raised alerts reached the webhook receiver")
+    bad = verdict.lost or verdict.duplicated or verdict.never_sent or ledger.failures or notified < raised
     return 1 if bad else 0
 
 
