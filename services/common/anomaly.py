@@ -4,8 +4,10 @@ Volume is compared on a log scale against a baseline of a slowly moving level, a
 and, once enough weeks are known, a time-of-week profile. The residual is followed at three time scales
 (a burst, an afternoon, a new level), each divided by its learnt spread, and each scale is calibrated
 against its own ordinary daily peak, so a series that spikes every day alerts on the spike out of the
-ordinary. The verdict is the strongest calibrated scale in the requested direction: an online ensemble
-of per-scale detectors. A lasting change of level is accepted after a few hours, so it alerts once.
+ordinary. Beside the scales, a record column measures how far the value itself lies beyond the range
+of the last weeks, which catches a first-ever level on a series too wandering for its residual to
+stand out. The verdict is the strongest column in the requested direction: an online ensemble of
+per-scale detectors and the record one. A lasting change of level is accepted after a few hours, so it alerts once.
 Every estimate is an exponentially weighted, outlier-clipped update over a fixed-size state.
 
 The settings come from a leave-one-category-out cross-validation over the 53 labelled NAB development
@@ -22,7 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TypedDict, get_args
 
-from services.common.anomaly_model import DetectorSettings, PeakCalibration, ResidualModel, calibrated
+from services.common.anomaly_model import (
+    DetectorSettings,
+    PeakCalibration,
+    RecordRange,
+    ResidualModel,
+    calibrated,
+    record_z,
+)
 
 # Chosen by bench/nab_sweep.py: the rule its leave-one-category-out cross-validation checks, applied to all
 # 53 NAB development series.
@@ -39,7 +48,7 @@ def default_sensitivity(settings: DetectorSettings) -> float:
 
 DEFAULT_SENSITIVITY = default_sensitivity(DEFAULT_SETTINGS)
 # Bumped whenever the detector's state changes shape: a stored state of another version is relearnt.
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 Direction = Literal["rise", "fall", "both"]
 DIRECTIONS: tuple[Direction, ...] = get_args(Direction)
@@ -124,6 +133,7 @@ class VolumeAnomalyDetector:
         scales = len(settings.scales_s)
         # Both directions are calibrated whatever is reported, so the state is the same for every use.
         self._calibration = PeakCalibration(2 * scales, settings.peak_days)
+        self._records = RecordRange(settings.record_days)
         self._gate = AlertGate(settings.warmup_s, settings.cooldown_s)
 
     def update(self, value: float, timestamp: float) -> Verdict:
@@ -133,7 +143,12 @@ class VolumeAnomalyDetector:
         peaks = self._calibration.observe(columns, timestamp)
         scales = len(zs)
         first, end = {"rise": (0, scales), "fall": (scales, 2 * scales), "both": (0, 2 * scales)}[self.direction]
-        strongest = max(calibrated(columns[c], peaks[c], self.settings) for c in range(first, end))
+        above, below = self._records.observe(value, timestamp)
+        record = {"rise": above, "fall": below, "both": max(above, below)}[self.direction]
+        strongest = max(
+            record_z(record, self.settings),
+            *(calibrated(columns[c], peaks[c], self.settings) for c in range(first, end)),
+        )
         score = min(strongest / FULL_SCALE_Z, 1.0)
         threshold = 1.0 - self.sensitivity
         alert = self._gate.admit(timestamp, score >= threshold, score < self.settings.rearm_share * threshold)

@@ -1,5 +1,6 @@
 """The parts of the volume anomaly detector: the expected volume, the residual at several time scales,
-and the calibration of each scale against the series' own ordinary peaks.
+the calibration of each scale against the series' own ordinary peaks, and the record range of the
+values themselves.
 
 Everything here is an online update of a fixed-size state, so a detector costs the same after a year of
 points as after a day, and pickles into a few kilobytes.
@@ -24,9 +25,9 @@ class DetectorSettings:
 
     # Baseline: a slowly moving level plus a time-of-day profile, and a time-of-week one once enough
     # weeks were seen to know each hour of the week.
-    level_halflife_s: float = 14 * SECONDS_PER_DAY
+    level_halflife_s: float = 7 * SECONDS_PER_DAY
     profile_halflife_days: float = 3.0
-    weekly_after_weeks: float = 3.0
+    weekly_after_weeks: float = 2.0
     weekly_halflife_weeks: float = 3.0
     # Half-lives of the residual's moving averages: a burst, an afternoon's rise, a level shift.
     scales_s: tuple[float, ...] = (300.0, 3_600.0, 21_600.0)
@@ -51,6 +52,10 @@ class DetectorSettings:
     # After an alert, the score must fall below this share of the alert threshold before the next one.
     rearm_share: float = 0.3
     warmup_s: float = SECONDS_PER_DAY
+    # Records: a value beyond the extremes of the last `record_days` (UTC) days by `record_margin` of
+    # their range reaches alert_z, whatever the residual says (a new plateau, a noise burst).
+    record_days: int = 28
+    record_margin: float = 0.1
 
 
 def decay(elapsed_s: float, halflife_s: float) -> float:
@@ -216,6 +221,50 @@ class PeakCalibration:
         self._filled = min(self._filled + 1, days)
         if self._filled >= MIN_PEAK_DAYS:
             self.peaks = [sorted(ring[: self._filled])[self._filled // 2] for ring in self._rings]
+
+
+class RecordRange:
+    """How far a value lies beyond the highest and lowest values of the last `days` UTC days, as a share
+    of their range (0 inside it).
+
+    The residual model measures a value against what is expected at that hour; this measures it against
+    what the series has ever done lately. Series whose anomalies are a first-ever level (a disk filling,
+    a machine stuck at full load, a traffic jam on a road that never jams) pass unseen by the first,
+    because their spread grows with their own wandering. Raw values, not logs: a record is a record
+    on any scale. The rings of daily extremes are fixed-size, so the state stays bounded.
+    """
+
+    def __init__(self, days: int) -> None:
+        self._highs = [-math.inf] * days
+        self._lows = [math.inf] * days
+        self._next = 0
+        self._day: int | None = None
+        self._high = -math.inf
+        self._low = math.inf
+        self._past_top = -math.inf
+        self._past_bottom = math.inf
+
+    def observe(self, value: float, timestamp: float) -> tuple[float, float]:
+        """(share of the range above its top, share below its bottom) of `value`, then it joins today's."""
+        day = int(timestamp // SECONDS_PER_DAY)
+        if day != self._day:
+            if self._day is not None:
+                self._highs[self._next], self._lows[self._next] = self._high, self._low
+                self._next = (self._next + 1) % len(self._highs)
+                self._past_top, self._past_bottom = max(self._highs), min(self._lows)
+            self._day, self._high, self._low = day, -math.inf, math.inf
+        top = max(self._high, self._past_top)
+        bottom = min(self._low, self._past_bottom)
+        self._high, self._low = max(self._high, value), min(self._low, value)
+        width = top - bottom
+        if not 0.0 < width < math.inf:
+            return 0.0, 0.0
+        return max(value - top, 0.0) / width, max(bottom - value, 0.0) / width
+
+
+def record_z(share: float, settings: DetectorSettings) -> float:
+    """A RecordRange share on the calibrated z scale: `record_margin` of the range reaches alert_z."""
+    return settings.alert_z * share / settings.record_margin
 
 
 def calibrated(z: float, peak: float, settings: DetectorSettings) -> float:

@@ -85,17 +85,20 @@ def test_rejects_a_sensitivity_outside_the_open_unit_interval_and_an_unknown_dir
 
 
 def test_state_does_not_grow_with_the_number_of_points() -> None:
-    """What a volume rule stores per series: the pickled detector, the same size after 500 or 4,000 points."""
-    counts = seasonal_counts(7, spike=True)
+    """What a volume rule stores per series: the pickled detector, the same size once its rings of daily
+    extremes are full (record_days) as 40 days later."""
+    days = DEFAULT_SETTINGS.record_days + 42
+    counts = np.random.default_rng(7).poisson(seasonal_rate(days)).astype(float)
     detector = VolumeAnomalyDetector()
     start = START.timestamp()
+    full = (DEFAULT_SETTINGS.record_days + 2) * ROWS_PER_DAY
     sizes = {}
     for i, value in enumerate(counts):
         detector.update(value, start + STEP * i)
-        if i + 1 in (500, len(counts)):
+        if i + 1 in (full, len(counts)):
             sizes[i + 1] = len(pickle.dumps(detector))
-    assert abs(sizes[len(counts)] - sizes[500]) <= 8  # only integer counters may take a byte or two more
-    assert sizes[500] < 16_384
+    assert abs(sizes[len(counts)] - sizes[full]) <= 8  # only integer counters may take a byte or two more
+    assert sizes[full] < 16_384
 
 
 def test_scores_stay_in_the_unit_interval_on_extreme_input() -> None:
@@ -105,6 +108,18 @@ def test_scores_stay_in_the_unit_interval_on_extreme_input() -> None:
         for i, value in enumerate([0.0] * 400 + [1e9, 0.0, 5.0, 1e12, -3.0] + [3.0] * 50):
             verdict = detector.update(value, start + STEP * i)
             assert 0.0 <= verdict.score <= 1.0
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_value_beyond_the_weeks_range_alerts_where_the_residual_alone_would_not(seed: int) -> None:
+    """A series this noisy has a residual spread too wide for a quarter-hour above its range to stand
+    out; the record column sees that no value in days came this high."""
+    values = np.random.default_rng(seed).uniform(10.0, 90.0, 10 * ROWS_PER_DAY)
+    at = 8 * ROWS_PER_DAY + 100
+    values[at : at + 3] = 100.0
+    without_records = replace(DEFAULT_SETTINGS, record_margin=math.inf)
+    assert np.flatnonzero(alerts_for(values, direction="rise")).tolist() == [at]
+    assert not alerts_for(values, direction="rise", settings=without_records).any()
 
 
 def test_a_lasting_level_shift_alerts_once_then_becomes_the_new_normal() -> None:
