@@ -205,8 +205,12 @@ class Sweep:
         empty = [score_file(len(s.values), s.windows, np.zeros(len(s.values), dtype=bool)) for s in series]
         self.null = np.array([r.null_score for r in empty])
         self.perfect = np.array([r.perfect_score for r in empty])
+        self.windows = np.array([r.windows for r in empty])
+        self.outside = np.array([r.scored_points_outside for r in empty])
         self.candidates = candidates
         self.raw = np.array([c.raw for c in candidates])
+        self.found = np.array([c.found for c in candidates])
+        self.false_alerts = np.array([c.false_alerts for c in candidates])
 
     def nab(self, indices: Sequence[int]) -> np.ndarray:
         """Each combination's NAB score pooled over `indices` (the scorer's normalisation, vectorised)."""
@@ -216,6 +220,35 @@ class Sweep:
 
     def best(self, indices: Sequence[int]) -> Scores:
         return self.candidates[int(np.argmax(self.nab(indices)))]
+
+    def recall(self, indices: Sequence[int]) -> np.ndarray:
+        ix = list(indices)
+        return self.found[:, ix].sum(axis=1) / self.windows[ix].sum()
+
+    def false_per_1k(self, indices: Sequence[int]) -> np.ndarray:
+        ix = list(indices)
+        return 1000.0 * self.false_alerts[:, ix].sum(axis=1) / self.outside[ix].sum()
+
+
+def operating_points(sweep: Sweep, indices: Sequence[int], recall: float, false_per_1k: float) -> None:
+    """Whether any combination of the grid reaches the recall and false-alert target together, and what
+    each half of it costs on its own (in-sample: these are not picks, only the grid's trade-off)."""
+    nab, found, false = sweep.nab(indices), sweep.recall(indices), sweep.false_per_1k(indices)
+    print(f"\noperating points of the grid on all {len(list(indices))} series "
+          f"(target: recall >= {recall} at <= {false_per_1k} false alerts per 1,000)")
+    both = np.flatnonzero((found >= recall) & (false <= false_per_1k))
+    print(f"  combinations meeting both: {len(both)}")
+    halves = (
+        (f"best NAB with <= {false_per_1k} FA/1k", false <= false_per_1k),
+        (f"best NAB with recall >= {recall}", found >= recall),
+    )
+    for label, allowed in halves:
+        if not allowed.any():
+            print(f"  {label}: none")
+            continue
+        c = int(np.argmax(np.where(allowed, nab, -np.inf)))
+        print(f"  {label}: NAB {nab[c]:.1f}, recall {found[c]:.3f}, {false[c]:.2f} FA/1k; "
+              f"{describe(sweep.candidates[c].settings)}")
 
 
 def online_results(series: Sequence[Series], settings: DetectorSettings, sweep: Scores) -> list[FileResult]:
@@ -267,12 +300,13 @@ def main() -> None:
     print(f"\nchosen on all 53 series (the shipped default): {describe(shipped.settings)}")
     category_table("the chosen settings on all 53 series (in-sample)", series,
                    online_results(series, shipped.settings, shipped))
-    windows = sum(len(s.windows) for s in series)
     print("\nthe ten best combinations on all 53 series")
-    for c in np.argsort(-sweep.nab(everything))[:10].tolist():
+    nab, recall = sweep.nab(everything), sweep.recall(everything)
+    for c in np.argsort(-nab)[:10].tolist():
         candidate = candidates[c]
-        print(f"  NAB {sweep.nab(everything)[c]:5.1f}  recall {candidate.found.sum() / windows:.2f}  "
+        print(f"  NAB {nab[c]:5.1f}  recall {recall[c]:.3f}  "
               f"false alerts {candidate.false_alerts.sum()}  {describe(candidate.settings)}")
+    operating_points(sweep, everything, recall=0.9, false_per_1k=0.5)
     print("\nthe online detector reproduces the sweep's scores for every pick: yes")
     if shipped.settings != DEFAULT_SETTINGS:
         print("NOTE: services/common/anomaly_model.py's DetectorSettings defaults differ from this choice")
