@@ -10,7 +10,7 @@ The residual model (the expensive part) runs once per structural combination, th
 per number of days; the alerting and record settings are applied afterwards to the per-scale z and
 the record shares, with the detector's own calibration and alert gate. Every pick is finally re-run
 through the online detector, which must reproduce the sweep's scores exactly. Two processes, one per
-core: about 8 minutes.
+core: about 15 minutes.
 
 Run: .venv/bin/python -m bench.nab_sweep
 """
@@ -65,7 +65,7 @@ STRUCTURAL_GRID: dict[str, tuple[float, ...]] = {
 }
 ALERT_GRID: dict[str, tuple[float, ...]] = {
     "alert_z": (3.0, 3.5, 4.0),
-    "peak_ratio": (1.25, 1.5, 1.75),
+    "peak_ratio": (1.25, 1.4, 1.45, 1.5, 1.55, 1.6, 1.65, 1.7, 1.75, 1.8),
     "cooldown_s": (DAY / 2, DAY),
     "rearm_share": (0.3, 0.5),
 }

@@ -46,7 +46,7 @@ class DetectorSettings:
     # Alerting: the calibrated z that alerts at the default sensitivity; how far above its ordinary
     # daily peak (the median of the last `peak_days` daily maxima) a scale must go to count.
     alert_z: float = 3.5
-    peak_ratio: float = 1.5
+    peak_ratio: float = 1.65
     peak_days: int = 14
     cooldown_s: float = SECONDS_PER_DAY / 2
     # After an alert, the score must fall below this share of the alert threshold before the next one.
