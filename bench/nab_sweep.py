@@ -10,7 +10,7 @@ The residual model (the expensive part) runs once per structural combination, th
 per number of days; the alerting and record settings are applied afterwards to the per-scale z and
 the record shares, with the detector's own calibration and alert gate. Every pick is finally re-run
 through the online detector, which must reproduce the sweep's scores exactly. Two processes, one per
-core: about 15 minutes.
+core: about 25 minutes.
 
 Run: .venv/bin/python -m bench.nab_sweep
 """
@@ -71,7 +71,7 @@ ALERT_GRID: dict[str, tuple[float, ...]] = {
 }
 # A record margin of inf turns the record column off, so the cross-validation may also choose none.
 RECORD_GRID: dict[str, tuple[float, ...]] = {
-    "record_days": (7, 14, 28),
+    "record_days": (7, 14, 28, 56, 84, 112),
     "record_margin": (0.05, 0.1, 0.15, 0.25, math.inf),
 }
 EVERY_KEY = (*STRUCTURAL_GRID, *ALERT_GRID, *RECORD_GRID)

@@ -54,7 +54,7 @@ class DetectorSettings:
     warmup_s: float = SECONDS_PER_DAY
     # Records: a value beyond the extremes of the last `record_days` (UTC) days by `record_margin` of
     # their range reaches alert_z, whatever the residual says (a new plateau, a noise burst).
-    record_days: int = 28
+    record_days: int = 84
     record_margin: float = 0.1
 
 
