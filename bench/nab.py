@@ -143,6 +143,17 @@ def score_file(
     )
 
 
+def days_outside(series: Series) -> float:
+    """Days of scored time outside the windows: each scored row outside a window adds the time since the
+    row before it, so a series with gaps counts the calendar time its users would have waited through."""
+    probation = probation_length(len(series.values))
+    outside = np.ones(len(series.values), dtype=bool)
+    for start, end in series.windows:
+        outside[start : end + 1] = False
+    steps = np.diff(series.seconds, prepend=series.seconds[0])
+    return float(steps[probation:][outside[probation:]].sum()) / 86_400.0
+
+
 def normalised_score(results: Sequence[FileResult]) -> float:
     """NAB's final score: 100 * (raw - null) / (perfect - null), each summed over the files."""
     raw = sum(r.raw_score for r in results)
@@ -255,18 +266,20 @@ def groups(series: Sequence[Series]) -> list[tuple[str, list[int]]]:
 def category_table(
     title: str, series: Sequence[Series], results: Sequence[FileResult], found_bound: bool = False
 ) -> None:
-    """One row per category and the totals: NAB, windowed recall, false alerts (count and per 1,000)."""
+    """One row per category and the totals: NAB, windowed recall, false alerts (count, per 1,000 rows and
+    per day outside windows)."""
     print(f"\n{title}")
-    header = f"{'category':<24}{'files':>6}{'NAB':>7}{'recall':>9}{'found':>8}{'false':>7}{'FA/1k':>7}"
+    header = f"{'category':<24}{'files':>6}{'NAB':>7}{'recall':>9}{'found':>8}{'false':>7}{'FA/1k':>7}{'FA/day':>8}"
     print(header)
     print("-" * len(header))
     mark = "<=" if found_bound else ""
     for name, indices in groups(series):
         s = summary([results[i] for i in indices])
         nab = f"{s.nab:7.1f}" if s.windows else f"{'raw ' + format(s.raw, '.2f'):>7}"
-        recall = f"{mark}{s.recall:.2f}" if s.windows else "-"
+        recall = f"{mark}{s.recall:.3f}" if s.windows else "-"
+        per_day = s.false_alerts / sum(days_outside(series[i]) for i in indices)
         print(f"{name:<24}{len(indices):>6}{nab}{recall:>9}{f'{s.found}/{s.windows}':>8}"
-              f"{s.false_alerts:>7}{s.false_per_1k:>7.2f}")
+              f"{s.false_alerts:>7}{s.false_per_1k:>7.2f}{per_day:>8.3f}")
 
 
 def series_table(title: str, series: Sequence[Series], results: Sequence[FileResult]) -> None:
@@ -290,15 +303,15 @@ def leaderboard_table(series: Sequence[Series], ours: Sequence[FileResult], boar
     names = [name for name, _ in groups(series) if name != "artificialNoAnomaly"]
     short = [n.removeprefix("real").removeprefix("artificial")[:10] for n in names]
     print("\nNAB standard score on the same files: the published per-file results of NAB's detectors")
-    header = f"{'detector':<20}" + "".join(f"{n:>11}" for n in short) + f"{'recall':>9}{'FA/1k':>7}"
+    header = f"{'detector':<20}" + "".join(f"{n:>11}" for n in short) + f"{'recall':>10}{'FA/1k':>7}"
     print(header)
     print("-" * len(header))
     rows = [("this detector", list(ours)), *board.items()]
     for detector, results in sorted(rows, key=lambda row: -summary(row[1]).nab):
         cells = "".join(f"{summary([results[i] for i in ix]).nab:>11.1f}" for n, ix in groups(series) if n in names)
         total = summary(results)
-        recall = f"{'' if detector == 'this detector' else '<='}{total.recall:.2f}"
-        print(f"{detector:<20}{cells}{recall:>9}{total.false_per_1k:>7.2f}")
+        recall = f"{'' if detector == 'this detector' else '<='}{total.recall:.3f}"
+        print(f"{detector:<20}{cells}{recall:>10}{total.false_per_1k:>7.2f}")
 
 
 def rows_of(series: Iterable[Series], category: str) -> list[Series]:

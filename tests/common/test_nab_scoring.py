@@ -5,7 +5,15 @@ import math
 import numpy as np
 import pytest
 
-from bench.nab import STANDARD_PROFILE, normalised_score, probation_length, scaled_sigmoid, score_file
+from bench.nab import (
+    STANDARD_PROFILE,
+    Series,
+    days_outside,
+    normalised_score,
+    probation_length,
+    scaled_sigmoid,
+    score_file,
+)
 
 ROWS = 2000  # probation is 15% of this: rows 0..299 are ignored
 WINDOWS = [(500, 599), (1200, 1299)]
@@ -77,3 +85,11 @@ def test_windows_inside_the_probationary_period_are_not_scored() -> None:
     result = score_file(ROWS, [(100, 199), *WINDOWS], alerts_at(500, 1200))
     assert result.windows == 2
     assert result.null_score == -2.0
+
+
+def test_days_outside_count_the_time_after_probation_between_windows_gaps_included() -> None:
+    seconds = np.arange(ROWS) * 300.0
+    seconds[1500:] += 86_400.0  # a day without data before row 1500
+    series = Series("realTweets/x.csv", [""] * ROWS, seconds, np.zeros(ROWS), WINDOWS)
+    rows_outside = ROWS - 300 - 200
+    assert days_outside(series) == pytest.approx((rows_outside * 300.0 + 86_400.0) / 86_400.0)
