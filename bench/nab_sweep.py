@@ -6,11 +6,12 @@ NAB score pooled over the *other* six categories is picked and scored on the hel
 held-out figures are the estimate of how the choice generalises to series of an unseen kind. The
 shipped default is the same rule applied to all 53 series. No setting is ever chosen on one series.
 
-The residual model (the expensive part) runs once per structural combination, the record range once
-per number of days; the alerting and record settings are applied afterwards to the per-scale z and
-the record shares, with the detector's own calibration and alert gate. Every pick is finally re-run
+The residual model (the expensive part) runs once per structural combination, the record ranges once
+per number of days and trimming rank; the calibration, record and gate settings are applied afterwards
+to the per-scale z and the record shares, in that order, each stage's arrays reused by every
+combination after it, with the detector's own calibration and alert gate. Every pick is finally re-run
 through the online detector, which must reproduce the sweep's scores exactly. Two processes, one per
-core: about 25 minutes.
+core: about 30 minutes.
 
 Run: .venv/bin/python -m bench.nab_sweep
 """
@@ -44,11 +45,10 @@ from bench.nab import (
 from services.common.anomaly import (
     DEFAULT_SETTINGS,
     FULL_SCALE_Z,
-    AlertGate,
     default_sensitivity,
     direction_columns,
 )
-from services.common.anomaly_model import DetectorSettings, PeakCalibration, RecordRange, ResidualModel, record_z
+from services.common.anomaly_model import DetectorSettings, PeakCalibration, RecordRange, ResidualModel
 
 DAY = 86_400.0
 STRUCTURAL_GRID: dict[str, tuple[float, ...]] = {
@@ -63,18 +63,24 @@ STRUCTURAL_GRID: dict[str, tuple[float, ...]] = {
     # (tests/common/test_anomaly.py holds a 40% weekend dip to that), whatever NAB's scorer would reward.
     "count_spread_floor": (0.15, 0.25),
 }
-ALERT_GRID: dict[str, tuple[float, ...]] = {
+# Applied to the traces: the calibration of the scales, then the records, then the alert gate.
+CALIBRATION_GRID: dict[str, tuple[float, ...]] = {
     "alert_z": (3.0, 3.5, 4.0),
-    "peak_ratio": (1.25, 1.4, 1.45, 1.5, 1.55, 1.6, 1.65, 1.7, 1.75, 1.8),
+    "peak_ratio": (1.5, 1.55, 1.6, 1.65, 1.7, 1.75, 1.8),
+    "burst_confirm_share": (0.0, 0.3),
+}
+# A margin of inf turns that record column off, so the cross-validation may also choose none.
+RECORD_GRID: dict[str, tuple[float, ...]] = {
+    "record_days": (28, 56, 84, 112),
+    "record_margin": (0.1, 0.15, math.inf),
+    "trimmed_record_rank": (2, 3, 4),
+    "trimmed_record_margin": (0.3, 0.5, 0.7, math.inf),
+}
+GATE_GRID: dict[str, tuple[float, ...]] = {
     "cooldown_s": (DAY / 2, DAY),
     "rearm_share": (0.3, 0.5),
 }
-# A record margin of inf turns the record column off, so the cross-validation may also choose none.
-RECORD_GRID: dict[str, tuple[float, ...]] = {
-    "record_days": (7, 14, 28, 56, 84, 112),
-    "record_margin": (0.05, 0.1, 0.15, 0.25, math.inf),
-}
-EVERY_KEY = (*STRUCTURAL_GRID, *ALERT_GRID, *RECORD_GRID)
+EVERY_KEY = (*STRUCTURAL_GRID, *CALIBRATION_GRID, *RECORD_GRID, *GATE_GRID)
 
 
 @dataclass(frozen=True)
@@ -110,48 +116,80 @@ def traces(series: Sequence[Series], settings: DetectorSettings) -> Traces:
     return Traces(columns, peaks)
 
 
-def record_shares(series: Sequence[Series], days: int) -> list[np.ndarray]:
-    """Per series and row, how far the value lies beyond the last `days` days' range, either way."""
-    shares = []
+@dataclass(frozen=True)
+class RecordShares:
+    """Per series and row, how far the value lies beyond the last days' range and beyond its trimmed
+    range, either way."""
+
+    full: list[np.ndarray]
+    trimmed: list[np.ndarray]
+
+
+def record_shares(series: Sequence[Series], days: int, rank: int) -> RecordShares:
+    full, trimmed = [], []
     for s in series:
-        records = RecordRange(days)
-        shares.append(np.array([
-            max(records.observe(value, moment))
-            for value, moment in zip(s.values.tolist(), s.seconds.tolist(), strict=True)
-        ]))
-    return shares
+        records = RecordRange(days, rank)
+        moments = zip(s.values.tolist(), s.seconds.tolist(), strict=True)
+        rows = [records.observe(value, moment) for value, moment in moments]
+        full.append(np.array([max(row[0]) for row in rows]))
+        trimmed.append(np.array([max(row[1]) for row in rows]))
+    return RecordShares(full, trimmed)
 
 
 def gate(seconds: np.ndarray, anomalous: np.ndarray, calm: np.ndarray, settings: DetectorSettings) -> np.ndarray:
-    """The detector's alert gate over a whole series, visiting the anomalous points and the calm ones
-    that fall between two of them (the only ones that can change what it admits)."""
+    """The detector's alert gate over a whole series, jumping from one alert to the next: after an alert
+    the next one is the first anomalous row that is past the cooldown and follows a calm row."""
     alerts = np.zeros(len(seconds), dtype=bool)
-    admit = AlertGate(settings.warmup_s, settings.cooldown_s)
-    admit.admit(float(seconds[0]), False, bool(calm[0]))
-    calm_before = np.cumsum(calm)
-    previous = 0
-    for i in np.flatnonzero(anomalous).tolist():
-        if calm_before[i] > calm_before[previous]:
-            admit.admit(float(seconds[i]), False, True)  # a calm point came between: the gate re-armed
-        alerts[i] = admit.admit(float(seconds[i]), True)
-        previous = i
+    candidates = np.flatnonzero(anomalous & (seconds - seconds[0] >= settings.warmup_s))
+    calms = np.flatnonzero(calm)
+    at = 0
+    while at < len(candidates):
+        alert = int(candidates[at])
+        alerts[alert] = True
+        rearm = int(np.searchsorted(calms, alert, side="right"))
+        if rearm == len(calms):
+            break
+        cooled = int(np.searchsorted(seconds, seconds[alert] + settings.cooldown_s))
+        at = int(np.searchsorted(candidates, max(int(calms[rearm]), cooled)))
     return alerts
 
 
+def residual_strongest(cols: np.ndarray, pks: np.ndarray, settings: DetectorSettings) -> np.ndarray:
+    """Per row, the strongest calibrated scale, the shortest scale counting only after a row at
+    `burst_confirm_share` of alert_z (as VolumeAnomalyDetector.update)."""
+    evidence = cols / np.maximum(1.0, settings.peak_ratio * pks / settings.alert_z)
+    least = settings.burst_confirm_share * settings.alert_z
+    for column in (0, cols.shape[1] // 2):
+        before = np.concatenate(([0.0], evidence[:-1, column]))
+        evidence[:, column] = np.where(before < least, 0.0, evidence[:, column])
+    return evidence.max(axis=1)
+
+
+def with_records(
+    residual: np.ndarray, full: np.ndarray, trimmed: np.ndarray, settings: DetectorSettings
+) -> np.ndarray:
+    """The detector's score per row: the residual's strongest scale or either record column."""
+    strongest = np.maximum(residual, settings.alert_z * full / settings.record_margin)
+    strongest = np.maximum(strongest, settings.alert_z * trimmed / settings.trimmed_record_margin)
+    return np.minimum(strongest / FULL_SCALE_Z, 1.0)
+
+
+def gated_alerts(series: Series, score: np.ndarray, settings: DetectorSettings) -> np.ndarray:
+    threshold = 1.0 - default_sensitivity(settings)
+    return gate(series.seconds, score >= threshold, score < settings.rearm_share * threshold, settings)
+
+
 def alerts_from_traces(
-    series: Sequence[Series], found: Traces, records: Sequence[np.ndarray], settings: DetectorSettings
+    series: Sequence[Series], found: Traces, records: RecordShares, settings: DetectorSettings
 ) -> list[np.ndarray]:
     """What VolumeAnomalyDetector(direction="both", settings=settings) alerts on, from the traces and the
-    record shares of `settings.record_days`."""
-    sensitivity = default_sensitivity(settings)
-    out = []
-    for s, cols, pks, shares in zip(series, found.columns, found.peaks, records, strict=True):
-        strongest = (cols / np.maximum(1.0, settings.peak_ratio * pks / settings.alert_z)).max(axis=1)
-        strongest = np.maximum(strongest, record_z(1.0, settings) * shares)
-        score = np.minimum(strongest / FULL_SCALE_Z, 1.0)
-        threshold = 1.0 - sensitivity
-        out.append(gate(s.seconds, score >= threshold, score < settings.rearm_share * threshold, settings))
-    return out
+    record shares of `settings.record_days` and `settings.trimmed_record_rank`."""
+    return [
+        gated_alerts(s, with_records(residual_strongest(cols, pks, settings), full, trimmed, settings), settings)
+        for s, cols, pks, full, trimmed in zip(
+            series, found.columns, found.peaks, records.full, records.trimmed, strict=True
+        )
+    ]
 
 
 def with_values(
@@ -175,26 +213,37 @@ def scores_of(settings: DetectorSettings, results: Sequence[FileResult]) -> Scor
 
 
 _SERIES: list[Series] = []
-_RECORDS: dict[int, list[np.ndarray]] = {}
+_RECORDS: dict[tuple[int, int], RecordShares] = {}
 
 
-def _share(series: list[Series], records: dict[int, list[np.ndarray]]) -> None:
+def _share(series: list[Series], records: dict[tuple[int, int], RecordShares]) -> None:
     global _SERIES, _RECORDS
     _SERIES, _RECORDS = series, records
 
 
 def score_structural(values: Sequence[float]) -> list[Scores]:
-    """Every alert and record combination on one structural combination (a worker's unit of work)."""
+    """Every calibration, record and gate combination on one structural combination (a worker's unit of
+    work); each stage's arrays are computed once and reused by every combination after it."""
     structural = with_values(DEFAULT_SETTINGS, STRUCTURAL_GRID, values)
     found = traces(_SERIES, structural)
     scored = []
-    for alert_values in itertools.product(*ALERT_GRID.values()):
-        alerting = with_values(structural, ALERT_GRID, alert_values)
+    for calibration_values in itertools.product(*CALIBRATION_GRID.values()):
+        calibrating = with_values(structural, CALIBRATION_GRID, calibration_values)
+        residuals = [residual_strongest(c, p, calibrating) for c, p in zip(found.columns, found.peaks, strict=True)]
         for record_values in itertools.product(*RECORD_GRID.values()):
-            settings = with_values(alerting, RECORD_GRID, record_values)
-            alerts = alerts_from_traces(_SERIES, found, _RECORDS[settings.record_days], settings)
-            results = [score_file(len(s.values), s.windows, a) for s, a in zip(_SERIES, alerts, strict=True)]
-            scored.append(scores_of(settings, results))
+            recording = with_values(calibrating, RECORD_GRID, record_values)
+            records = _RECORDS[int(recording.record_days), int(recording.trimmed_record_rank)]
+            scores = [
+                with_records(residual, full, trimmed, recording)
+                for residual, full, trimmed in zip(residuals, records.full, records.trimmed, strict=True)
+            ]
+            for gate_values in itertools.product(*GATE_GRID.values()):
+                settings = with_values(recording, GATE_GRID, gate_values)
+                results = [
+                    score_file(len(s.values), s.windows, gated_alerts(s, score, settings))
+                    for s, score in zip(_SERIES, scores, strict=True)
+                ]
+                scored.append(scores_of(settings, results))
     return scored
 
 
@@ -267,7 +316,11 @@ def main() -> None:
     args = parser.parse_args()
     series = load_corpus(args.tweets, args.more)
     started = time.monotonic()
-    records = {int(days): record_shares(series, int(days)) for days in RECORD_GRID["record_days"]}
+    records = {
+        (int(days), int(rank)): record_shares(series, int(days), int(rank))
+        for days in RECORD_GRID["record_days"]
+        for rank in RECORD_GRID["trimmed_record_rank"]
+    }
     candidates: list[Scores] = []
     structural_values = list(itertools.product(*STRUCTURAL_GRID.values()))
     with Pool(args.processes, initializer=_share, initargs=(series, records)) as pool:

@@ -4,11 +4,12 @@ Volume is compared on a log scale against a baseline of a slowly moving level, a
 and, once enough weeks are known, a time-of-week profile. The residual is followed at three time scales
 (a burst, an afternoon, a new level), each divided by its learnt spread, and each scale is calibrated
 against its own ordinary daily peak, so a series that spikes every day alerts on the spike out of the
-ordinary. Beside the scales, a record column measures how far the value itself lies beyond the range
-of the last weeks, which catches a first-ever level on a series too wandering for its residual to
-stand out. The verdict is the strongest column in the requested direction: an online ensemble of
-per-scale detectors and the record one. A lasting change of level is accepted after a few hours, so it alerts once.
-Every estimate is an exponentially weighted, outlier-clipped update over a fixed-size state.
+ordinary; the shortest scale counts only once it has stood out for two rows, so a one-row blip is not
+a burst. Beside the scales, two record columns measure how far the value itself lies beyond the range
+of the last weeks, and beyond that range without its most extreme days, which catches a first-ever
+level on a series too wandering for its residual to stand out. The verdict is the strongest column in
+the requested direction: an online ensemble of per-scale detectors and the record ones. A lasting change
+of level is accepted after a few hours, so it alerts once. Every estimate is an exponentially weighted, outlier-clipped update over a fixed-size state.
 
 The settings come from a leave-one-category-out cross-validation over the 53 labelled NAB development
 series (bench/nab_sweep.py); bench/README.md has the figures.
@@ -48,7 +49,7 @@ def default_sensitivity(settings: DetectorSettings) -> float:
 
 DEFAULT_SENSITIVITY = default_sensitivity(DEFAULT_SETTINGS)
 # Bumped whenever the detector's state changes shape: a stored state of another version is relearnt.
-STATE_VERSION = 3
+STATE_VERSION = 4
 
 Direction = Literal["rise", "fall", "both"]
 DIRECTIONS: tuple[Direction, ...] = get_args(Direction)
@@ -133,7 +134,9 @@ class VolumeAnomalyDetector:
         scales = len(settings.scales_s)
         # Both directions are calibrated whatever is reported, so the state is the same for every use.
         self._calibration = PeakCalibration(2 * scales, settings.peak_days)
-        self._records = RecordRange(settings.record_days)
+        self._records = RecordRange(settings.record_days, settings.trimmed_record_rank)
+        # The shortest scale's calibrated rise and fall on the previous row, for `burst_confirm_share`.
+        self._previous_burst = (0.0, 0.0)
         self._gate = AlertGate(settings.warmup_s, settings.cooldown_s)
 
     def update(self, value: float, timestamp: float) -> Verdict:
@@ -143,16 +146,27 @@ class VolumeAnomalyDetector:
         peaks = self._calibration.observe(columns, timestamp)
         scales = len(zs)
         first, end = {"rise": (0, scales), "fall": (scales, 2 * scales), "both": (0, 2 * scales)}[self.direction]
-        above, below = self._records.observe(value, timestamp)
-        record = {"rise": above, "fall": below, "both": max(above, below)}[self.direction]
+        evidence = [calibrated(column, peak, self.settings) for column, peak in zip(columns, peaks, strict=True)]
+        burst = (evidence[0], evidence[scales])
+        least = self.settings.burst_confirm_share * self.settings.alert_z
+        for column, before in zip((0, scales), self._previous_burst, strict=True):
+            if before < least:
+                evidence[column] = 0.0
+        self._previous_burst = burst
+        full, trimmed = self._records.observe(value, timestamp)
         strongest = max(
-            record_z(record, self.settings),
-            *(calibrated(columns[c], peaks[c], self.settings) for c in range(first, end)),
+            record_z(self._in_direction(full), self.settings.record_margin, self.settings),
+            record_z(self._in_direction(trimmed), self.settings.trimmed_record_margin, self.settings),
+            *evidence[first:end],
         )
         score = min(strongest / FULL_SCALE_Z, 1.0)
         threshold = 1.0 - self.sensitivity
         alert = self._gate.admit(timestamp, score >= threshold, score < self.settings.rearm_share * threshold)
         return Verdict(score=score, alert=alert)
+
+    def _in_direction(self, shares: tuple[float, float]) -> float:
+        above, below = shares
+        return {"rise": above, "fall": below, "both": max(above, below)}[self.direction]
 
 
 def detect_csv(path: Path, sensitivity: float | None = None, direction: Direction = "rise") -> Iterator[AnomalyRecord]:

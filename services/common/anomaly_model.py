@@ -52,10 +52,18 @@ class DetectorSettings:
     # After an alert, the score must fall below this share of the alert threshold before the next one.
     rearm_share: float = 0.3
     warmup_s: float = SECONDS_PER_DAY
+    # The shortest scale counts on a row only when it already stood at this share of alert_z on the row
+    # before: a burst lasts, a one-row blip of a noisy series does not (0: every row counts).
+    burst_confirm_share: float = 0.3
     # Records: a value beyond the extremes of the last `record_days` (UTC) days by `record_margin` of
     # their range reaches alert_z, whatever the residual says (a new plateau, a noise burst).
     record_days: int = 84
     record_margin: float = 0.1
+    # Trimmed records: the same against the range from the `trimmed_record_rank`-th highest daily high to
+    # the as many-th lowest daily low, by `trimmed_record_margin` of it, so one or two extreme days (often
+    # anomalies themselves) do not hide every later record for `record_days` (inf: off).
+    trimmed_record_rank: int = 3
+    trimmed_record_margin: float = 0.5
 
 
 def decay(elapsed_s: float, halflife_s: float) -> float:
@@ -225,7 +233,8 @@ class PeakCalibration:
 
 class RecordRange:
     """How far a value lies beyond the highest and lowest values of the last `days` UTC days, as a share
-    of their range (0 inside it).
+    of their range (0 inside it); and the same against the range trimmed of its `rank - 1` most extreme
+    days at either end.
 
     The residual model measures a value against what is expected at that hour; this measures it against
     what the series has ever done lately. Series whose anomalies are a first-ever level (a disk filling,
@@ -234,37 +243,52 @@ class RecordRange:
     on any scale. The rings of daily extremes are fixed-size, so the state stays bounded.
     """
 
-    def __init__(self, days: int) -> None:
+    def __init__(self, days: int, rank: int = 1) -> None:
         self._highs = [-math.inf] * days
         self._lows = [math.inf] * days
+        self._rank = rank
         self._next = 0
+        self._filled = 0
         self._day: int | None = None
         self._high = -math.inf
         self._low = math.inf
-        self._past_top = -math.inf
-        self._past_bottom = math.inf
+        self._past = (-math.inf, math.inf)
+        self._trimmed = (-math.inf, math.inf)
 
-    def observe(self, value: float, timestamp: float) -> tuple[float, float]:
-        """(share of the range above its top, share below its bottom) of `value`, then it joins today's."""
+    def observe(self, value: float, timestamp: float) -> tuple[tuple[float, float], tuple[float, float]]:
+        """((share above, share below) the full range, the same for the trimmed one) of `value`, then it
+        joins today's extremes."""
         day = int(timestamp // SECONDS_PER_DAY)
         if day != self._day:
             if self._day is not None:
-                self._highs[self._next], self._lows[self._next] = self._high, self._low
-                self._next = (self._next + 1) % len(self._highs)
-                self._past_top, self._past_bottom = max(self._highs), min(self._lows)
+                self._close_day()
             self._day, self._high, self._low = day, -math.inf, math.inf
-        top = max(self._high, self._past_top)
-        bottom = min(self._low, self._past_bottom)
+        full, trimmed = self._beyond(value, self._past), self._beyond(value, self._trimmed)
         self._high, self._low = max(self._high, value), min(self._low, value)
+        return full, trimmed
+
+    def _close_day(self) -> None:
+        self._highs[self._next], self._lows[self._next] = self._high, self._low
+        self._next = (self._next + 1) % len(self._highs)
+        self._filled = min(self._filled + 1, len(self._highs))
+        self._past = (max(self._highs), min(self._lows))
+        if self._filled > self._rank:
+            highs, lows = sorted(self._highs[: self._filled]), sorted(self._lows[: self._filled])
+            self._trimmed = (highs[-self._rank], lows[self._rank - 1])
+        else:
+            self._trimmed = self._past
+
+    def _beyond(self, value: float, extremes: tuple[float, float]) -> tuple[float, float]:
+        top, bottom = max(self._high, extremes[0]), min(self._low, extremes[1])
         width = top - bottom
         if not 0.0 < width < math.inf:
             return 0.0, 0.0
         return max(value - top, 0.0) / width, max(bottom - value, 0.0) / width
 
 
-def record_z(share: float, settings: DetectorSettings) -> float:
-    """A RecordRange share on the calibrated z scale: `record_margin` of the range reaches alert_z."""
-    return settings.alert_z * share / settings.record_margin
+def record_z(share: float, margin: float, settings: DetectorSettings) -> float:
+    """A RecordRange share on the calibrated z scale: `margin` of the range reaches alert_z."""
+    return settings.alert_z * share / margin
 
 
 def calibrated(z: float, peak: float, settings: DetectorSettings) -> float:

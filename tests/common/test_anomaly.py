@@ -122,6 +122,33 @@ def test_a_value_beyond_the_weeks_range_alerts_where_the_residual_alone_would_no
     assert not alerts_for(values, direction="rise", settings=without_records).any()
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_one_extreme_day_does_not_hide_a_later_record(seed: int) -> None:
+    """An outburst on day 2 stretches the full range for weeks; the trimmed range sets the two most
+    extreme days aside, so a later level above everything else the series did is still a record."""
+    values = np.random.default_rng(seed).uniform(10.0, 90.0, 10 * ROWS_PER_DAY)
+    values[2 * ROWS_PER_DAY + 50] = 400.0
+    at = 8 * ROWS_PER_DAY + 100
+    values[at : at + 3] = 160.0
+    untrimmed = replace(DEFAULT_SETTINGS, trimmed_record_margin=math.inf)
+    assert at in np.flatnonzero(alerts_for(values, direction="rise")).tolist()
+    assert at not in np.flatnonzero(alerts_for(values, direction="rise", settings=untrimmed)).tolist()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_burst_must_last_longer_than_one_row(seed: int) -> None:
+    """On the shortest scale a single row far out is a blip, two in a row a burst (the record columns are
+    off here, so only the scales can alert)."""
+    scales_only = replace(DEFAULT_SETTINGS, record_margin=math.inf, trimmed_record_margin=math.inf)
+    every_row = replace(scales_only, burst_confirm_share=0.0)
+    for rows, confirmed_alerts in ((1, False), (2, True)):
+        counts = seasonal_counts(seed, spike=False)
+        counts[SPIKE_START : SPIKE_START + rows] *= 5
+        burst = slice(SPIKE_START, SPIKE_START + rows)
+        assert alerts_for(counts, settings=every_row)[burst].any()
+        assert alerts_for(counts, settings=scales_only)[burst].any() == confirmed_alerts
+
+
 def test_a_lasting_level_shift_alerts_once_then_becomes_the_new_normal() -> None:
     """Volume triples for good on day 8: one alert at the step; within a day the new level is ordinary
     (the score is calm again), so the burst of day 11 on top of it is an event of its own."""
