@@ -9,7 +9,8 @@ a burst. Beside the scales, two record columns measure how far the value itself 
 of the last weeks, and beyond that range without its most extreme days, which catches a first-ever
 level on a series too wandering for its residual to stand out. The verdict is the strongest column in
 the requested direction: an online ensemble of per-scale detectors and the record ones. A lasting change
-of level is accepted after a few hours, so it alerts once. Every estimate is an exponentially weighted, outlier-clipped update over a fixed-size state.
+of level is accepted after a few hours, so it alerts once. Every estimate is an exponentially weighted,
+outlier-clipped update over a fixed-size state.
 
 The settings come from a leave-one-category-out cross-validation over the 53 labelled NAB development
 series (bench/nab_sweep.py); bench/README.md has the figures.
