@@ -318,13 +318,18 @@ def rows_of(series: Iterable[Series], category: str) -> list[Series]:
     return [s for s in series if s.category == category]
 
 
+def corpus_parser(description: str | None) -> argparse.ArgumentParser:
+    """A NAB benchmark's command line: where the two folders of series are (the shared datasets by default)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tweets", type=Path, default=TWEETS_DIR)
+    parser.add_argument("--more", type=Path, default=MORE_DIR)
+    return parser
+
+
 def main() -> None:
     from bench.nab_published import published_results
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tweets", type=Path, default=TWEETS_DIR)
-    parser.add_argument("--more", type=Path, default=MORE_DIR)
-    args = parser.parse_args()
+    args = corpus_parser(__doc__).parse_args()
     series = load_corpus(args.tweets, args.more)
     print(
         f"NAB standard profile (tp {STANDARD_PROFILE.tp_weight}, fp {STANDARD_PROFILE.fp_weight}, "

@@ -10,13 +10,11 @@ Run: .venv/bin/python -m bench.nab_ablation [--tweets DIR] [--more DIR]   (about
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import replace
 from functools import partial
-from pathlib import Path
 
-from bench.nab import MORE_DIR, TWEETS_DIR, detector_alerts, evaluate, load_corpus, summary
+from bench.nab import corpus_parser, detector_alerts, evaluate, load_corpus, summary
 from services.common.anomaly import DEFAULT_SETTINGS
 
 VARIANTS = {
@@ -36,10 +34,7 @@ VARIANTS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tweets", type=Path, default=TWEETS_DIR)
-    parser.add_argument("--more", type=Path, default=MORE_DIR)
-    args = parser.parse_args()
+    args = corpus_parser(__doc__).parse_args()
     series = load_corpus(args.tweets, args.more)
     header = f"{'variant':<52}{'NAB':>7}{'recall':>8}{'found':>8}{'false':>7}{'FA/1k':>7}"
     print(header)

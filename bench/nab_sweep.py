@@ -18,25 +18,22 @@ Run: .venv/bin/python -m bench.nab_sweep
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from multiprocessing import Pool
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.nab import (
     CATEGORIES,
-    MORE_DIR,
-    TWEETS_DIR,
     FileResult,
     Series,
     category_table,
+    corpus_parser,
     detector_alerts,
     load_corpus,
     score_file,
@@ -61,7 +58,9 @@ STRUCTURAL_GRID: dict[str, tuple[float, ...]] = {
     "weekly_after_weeks": (2.0, 3.0),
     # Not below 0.15: a count that moves by less than about 1.7x is not a volume alert the product wants
     # (tests/common/test_anomaly.py holds a 40% weekend dip to that), whatever NAB's scorer would reward.
-    "count_spread_floor": (0.15, 0.25),
+    # Not above either: at 0.25 the 6-hour z of a tripled count stays under shift_z, so the new level is
+    # not accepted and a burst on it days later goes unreported (the level-shift test holds that).
+    "count_spread_floor": (0.15,),
 }
 # Applied to the traces: the calibration of the scales, then the records, then the alert gate.
 CALIBRATION_GRID: dict[str, tuple[float, ...]] = {
@@ -309,9 +308,7 @@ def online_results(series: Sequence[Series], settings: DetectorSettings, sweep: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tweets", type=Path, default=TWEETS_DIR)
-    parser.add_argument("--more", type=Path, default=MORE_DIR)
+    parser = corpus_parser(__doc__)
     parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args()
     series = load_corpus(args.tweets, args.more)

@@ -143,7 +143,7 @@ def test_a_burst_must_last_longer_than_one_row(seed: int) -> None:
     every_row = replace(scales_only, burst_confirm_share=0.0)
     for rows, confirmed_alerts in ((1, False), (2, True)):
         counts = seasonal_counts(seed, spike=False)
-        counts[SPIKE_START : SPIKE_START + rows] *= 5
+        counts[SPIKE_START : SPIKE_START + rows] *= 10
         burst = slice(SPIKE_START, SPIKE_START + rows)
         assert alerts_for(counts, settings=every_row)[burst].any()
         assert alerts_for(counts, settings=scales_only)[burst].any() == confirmed_alerts
